@@ -1,0 +1,207 @@
+"""The `ragtune` command: each command parses flags, calls the Python API, and prints the result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ragtune.errors import RagtuneError
+from ragtune.index.retriever import MODES
+from ragtune.workspace import Workspace
+
+app = typer.Typer(
+    help="RAG, fine-tuning or both? Index your documents, search them, and measure what works.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+eval_app = typer.Typer(help="Measure retrieval (and, later, answers) on labelled data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+out = Console()
+err = Console(stderr=True)
+state: dict[str, Any] = {"workspace": None, "debug": False}
+
+WorkspaceOption = Annotated[
+    Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default: nearest ragtune.toml upward).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+@app.callback()
+def main_options(
+    workspace: WorkspaceOption = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    state["workspace"] = workspace
+    state["debug"] = debug
+
+
+def _open(workspace: Path | None = None) -> Workspace:
+    return Workspace.open(workspace or state["workspace"])
+
+
+def _split(values: str | None) -> list[str]:
+    return [v.strip() for v in (values or "").split(",") if v.strip()]
+
+
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RagtuneError(f"{flag} expects KEY=VALUE, got {item!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")] = Path(".")) -> None:
+    """Create a workspace: ragtune.toml (check it in) and .ragtune/ (local state)."""
+    ws = Workspace.init(directory)
+    out.print(f"workspace ready: {ws.root / 'ragtune.toml'}")
+    out.print(f"next: [bold]ragtune -w {directory} ingest PATH[/]")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to ingest.")] = None,
+    groups: Annotated[str | None, typer.Option(help="Access groups for these documents, comma-separated.")] = None,
+    meta: Annotated[list[str] | None, typer.Option(help="Metadata KEY=VALUE, repeatable.")] = None,
+    no_prune: Annotated[bool, typer.Option("--no-prune", help="Keep indexed files that vanished.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit non-zero if any file was skipped.")] = False,
+    sql: Annotated[str | None, typer.Option(help="SQLAlchemy URL: ingest rows of --query instead of files.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query whose rows become documents.")] = None,
+    id_column: Annotated[str | None, typer.Option(help="Column that identifies a row across syncs.")] = None,
+    text_template: Annotated[
+        str | None, typer.Option(help="Row text as a Python format string, e.g. '{city}: {address}'.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Name for SQL sources (default: the table in the query).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add, update and delete documents so the index matches the given sources (unchanged ones are skipped)."""
+    ws = _open()
+    group_list = _split(groups)
+    if sql:
+        if not query or not id_column:
+            raise RagtuneError("--sql needs --query and --id-column")
+        report = ws.ingest_sql(sql, query, id_column, text_template=text_template, name=name, groups=group_list,
+                               prune=not no_prune, show_progress=not as_json)
+    else:
+        if not paths:
+            raise RagtuneError("give files or folders to ingest, or --sql URL --query ... --id-column ...")
+        report = ws.ingest(paths, groups=group_list, meta=_pairs(meta, "--meta"), prune=not no_prune,
+                           show_progress=not as_json)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        stats = ws.stats()
+        out.print(
+            f"added {report.added}, updated {report.updated}, deleted {report.deleted}, "
+            f"unchanged {report.unchanged}, failed {len(report.failed)} · "
+            f"{report.chunks_embedded} chunks embedded · {report.seconds:.1f}s · "
+            f"index: {stats['documents']} documents, {stats['chunks']} chunks"
+        )
+    if strict and report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int | None, typer.Option("-k", help="Number of hits.")] = None,
+    mode: Annotated[str | None, typer.Option(help=f"One of {', '.join(MODES)} (default from config).")] = None,
+    groups: Annotated[str | None, typer.Option(help="Search as a caller in these groups.")] = None,
+    as_user: Annotated[str | None, typer.Option("--as-user", help="Search as a user from ragtune.toml.")] = None,
+    filter_: Annotated[list[str] | None, typer.Option("--filter", help="Metadata KEY=VALUE, repeatable.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search the index. Without --groups/--as-user only documents without groups are visible."""
+    ws = _open()
+    if mode is not None and mode not in MODES:
+        raise RagtuneError(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
+    hits = ws.search(query, k=k, mode=mode, groups=_split(groups) or None, user=as_user,  # type: ignore[arg-type]
+                     filters=_pairs(filter_, "--filter"))
+    if as_json:
+        _print_json({"query": query, "hits": [hit.to_dict() for hit in hits]})
+        return
+    if not hits:
+        out.print("no hits")
+        return
+    table = Table(show_lines=True)
+    for column in ("#", "score", "source", "location", "text"):
+        table.add_column(column, overflow="fold")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.chunk.text.split())
+        table.add_row(str(rank), f"{hit.score:.3f}", hit.chunk.source, hit.chunk.location,
+                      snippet[:240] + ("…" if len(snippet) > 240 else ""))
+    out.print(table)
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """What the index holds."""
+    stats = _open().stats()
+    if as_json:
+        _print_json(stats)
+    else:
+        for key, value in stats.items():
+            out.print(f"{key}: {value}")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    beir_dir: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")],
+    modes: Annotated[str, typer.Option(help="Comma-separated modes to compare.")] = ",".join(MODES[::-1]),
+    split: Annotated[str, typer.Option(help="qrels split file name.")] = "test",
+    as_json: JsonOption = False,
+) -> None:
+    """nDCG@10, Recall@10/100 and MRR@10 of each retrieval mode on a BEIR-format dataset."""
+    from ragtune.evaluate.retrieval import evaluate_beir
+
+    mode_list = _split(modes)
+    for mode in mode_list:
+        if mode not in MODES:
+            raise RagtuneError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    workspace = state["workspace"]
+    result = evaluate_beir(beir_dir, modes=mode_list, split=split, workspace=workspace, show_progress=not as_json)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(title=f"{beir_dir} · {result['docs']} docs · {result['queries']} queries")
+    table.add_column("mode")
+    metrics = list(next(iter(result["results"].values())))
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    for mode, values in result["results"].items():
+        table.add_row(mode, *(f"{values[m]:.4f}" for m in metrics))
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point: RagtuneErrors become one red line and exit 1; --debug shows the traceback."""
+    try:
+        app()
+    except RagtuneError as exc:
+        if state["debug"]:
+            raise
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""One error family: every message says what was wrong and what to do about it."""
+
+
+class RagtuneError(Exception):
+    """Base of every error ragtune raises on purpose; the CLI prints it as one line."""
+
+
+class ConfigError(RagtuneError):
+    """ragtune.toml is missing, unreadable or invalid."""
+
+
+class WorkspaceError(RagtuneError):
+    """No workspace where one was expected, or a workspace that cannot be created."""
+
+
+class IngestError(RagtuneError):
+    """A source could not be read or parsed; the file is skipped, the rest is indexed."""
+
+
+class StoreError(RagtuneError):
+    """The on-disk index is missing or unusable."""
+
+
+class EvalError(RagtuneError):
+    """An evaluation input (BEIR folder, question set) is malformed."""

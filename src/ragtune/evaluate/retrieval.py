@@ -1,0 +1,143 @@
+"""Retrieval quality on a BEIR-format folder: nDCG@10, Recall@10/100, MRR@10 per mode (pytrec_eval).
+
+The corpus is indexed in a scratch workspace kept under the current workspace's state (or the user
+cache), through the normal sync path, so a second run re-embeds nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from ragtune.config import CONFIG_FILE, RetrievalConfig
+from ragtune.errors import EvalError
+from ragtune.index.retriever import Mode, Retriever
+from ragtune.index.store import Access
+from ragtune.ingest.sources import RecordSource
+from ragtune.workspace import Workspace, find_workspace
+
+METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise EvalError(f"{path}: not found (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/)")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EvalError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict) or "_id" not in row:
+                raise EvalError(f"{path}:{number}: expected an object with an \"_id\"")
+            rows.append(row)
+    return rows
+
+
+def load_beir(folder: Path, split: str = "test") -> tuple[list[tuple[str, str, str]], dict[str, str], dict]:
+    """(corpus records, queries by id, qrels {query: {doc: relevance}}) of a BEIR folder."""
+    corpus = [(str(r["_id"]), str(r.get("title") or ""), str(r.get("text") or "")) for r in
+              _read_jsonl(folder / "corpus.jsonl")]
+    queries = {str(r["_id"]): str(r.get("text") or "") for r in _read_jsonl(folder / "queries.jsonl")}
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        available = ", ".join(p.stem for p in (folder / "qrels").glob("*.tsv")) or "none"
+        raise EvalError(f"{qrels_path}: not found (splits available: {available})")
+    qrels: dict[str, dict[str, int]] = {}
+    with qrels_path.open(encoding="utf-8") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if not row or (number == 1 and not row[-1].strip().lstrip("-").isdigit()):
+                continue
+            if len(row) < 3 or not row[-1].strip().lstrip("-").isdigit():
+                raise EvalError(f"{qrels_path}:{number}: expected query-id, corpus-id, score")
+            query_id, doc_id, score = row[0], row[-2], int(row[-1])
+            if score > 0 and query_id in queries:
+                qrels.setdefault(query_id, {})[doc_id] = score
+    if not qrels:
+        raise EvalError(f"{qrels_path}: no judged queries that appear in queries.jsonl")
+    return corpus, queries, qrels
+
+
+def score_run(qrels: dict[str, dict[str, int]], ranked: dict[str, list[str]]) -> dict[str, float]:
+    """Mean metrics over every judged query (a query with no results scores 0)."""
+    import pytrec_eval
+
+    def as_run(depth: int) -> dict[str, dict[str, float]]:
+        return {q: {d: float(len(docs) - i) for i, d in enumerate(docs[:depth])} for q, docs in ranked.items() if docs}
+
+    full = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10", "recall_10", "recall_100"}).evaluate(as_run(100))
+    top10 = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(as_run(10))
+    n = len(qrels)
+
+    def mean(table: dict[str, dict[str, float]], key: str) -> float:
+        return round(sum(table.get(q, {}).get(key, 0.0) for q in qrels) / n, 4)
+
+    return {
+        "ndcg@10": mean(full, "ndcg_cut_10"),
+        "recall@10": mean(full, "recall_10"),
+        "recall@100": mean(full, "recall_100"),
+        "mrr@10": mean(top10, "recip_rank"),
+    }
+
+
+def _scratch_workspace(folder: Path, workspace: Path | None) -> Workspace:
+    """A workspace for the corpus, with the caller's config, kept so re-runs re-embed nothing."""
+    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
+    parent = find_workspace(workspace or Path.cwd())
+    base = parent / ".ragtune" / "eval" if parent else Path.home() / ".cache" / "ragtune" / "eval"
+    scratch = base / f"{folder.resolve().name}-{key}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    if parent is not None:
+        shutil.copyfile(parent / CONFIG_FILE, scratch / CONFIG_FILE)
+    return Workspace.init(scratch)
+
+
+def evaluate_beir(
+    folder: Path,
+    modes: Sequence[str] = ("bm25", "dense", "hybrid"),
+    split: str = "test",
+    workspace: Path | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    corpus, queries, qrels = load_beir(folder, split)
+    ws = _scratch_workspace(folder, workspace)
+    try:
+        report = ws.sync(RecordSource(corpus, origin="beir"), show_progress=show_progress)
+        judged = sorted(qrels)
+        vectors = ws.embedder.embed([queries[q] for q in judged]) if set(modes) - {"bm25"} else None
+        retriever = Retriever(ws.store, ws.embedder, RetrievalConfig(k=200, candidates=300))
+        results: dict[str, dict[str, float]] = {}
+        with Progress(console=ws.console, disable=not show_progress, transient=True) as progress:
+            for mode in modes:
+                task = progress.add_task(f"searching ({mode})", total=len(judged))
+                ranked: dict[str, list[str]] = {}
+                for position, query_id in enumerate(judged):
+                    hits = retriever.retrieve(
+                        queries[query_id], k=200, mode=mode,  # type: ignore[arg-type]
+                        access=Access(), query_vector=vectors[position] if vectors is not None else None,
+                    )
+                    ranked[query_id] = list(dict.fromkeys(hit.chunk.source for hit in hits))[:100]
+                    progress.advance(task)
+                results[mode] = score_run(qrels, ranked)
+        return {
+            "dataset": str(folder),
+            "docs": len(corpus),
+            "queries": len(judged),
+            "index_seconds": report.seconds,
+            "chunks_embedded": report.chunks_embedded,
+            "results": results,
+        }
+    finally:
+        ws.close()
+
+

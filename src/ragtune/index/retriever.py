@@ -1,0 +1,70 @@
+"""Query -> hits: dense, BM25 or both fused, with the caller's access applied inside each search."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from ragtune.config import RetrievalConfig
+from ragtune.errors import RagtuneError
+from ragtune.index.embedder import Embedder
+from ragtune.index.fusion import reciprocal_rank_fusion
+from ragtune.index.rerank import CrossEncoderReranker
+from ragtune.index.store import Access, Store
+from ragtune.types import Hit
+
+Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
+
+
+class Retriever:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        config: RetrievalConfig | None = None,
+        reranker: CrossEncoderReranker | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.config = config or RetrievalConfig()
+        self.reranker = reranker
+
+    def retrieve(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: Mode | None = None,
+        access: Access | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """Top-k chunks the caller may read; `query_vector` skips embedding when it is precomputed."""
+        k = k or self.config.k
+        mode = mode or self.config.mode
+        access = access or Access()
+        if mode not in MODES:
+            raise RagtuneError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if not query.strip():
+            raise RagtuneError("empty query: give some words to search for")
+        depth = max(k, self.config.candidates)
+        rankings: dict[str, list[tuple[str, float]]] = {}
+        if mode in ("dense", "hybrid"):
+            vector = query_vector if query_vector is not None else self.embedder.embed([query])[0]
+            rankings["dense"] = self.store.search_dense(vector, depth, access)
+        if mode in ("bm25", "hybrid"):
+            rankings["bm25"] = self.store.search_bm25(query, depth, access)
+
+        if mode == "hybrid":
+            fused = reciprocal_rank_fusion({n: [i for i, _ in r] for n, r in rankings.items()}, self.config.rrf_k)
+            scored = [(item, score, ranks) for item, score, ranks in fused]
+        else:
+            (name, ranking), = rankings.items()
+            scored = [(item, score, {name: rank}) for rank, (item, score) in enumerate(ranking, 1)]
+
+        keep = scored[: max(k, self.reranker.top_n) if self.reranker is not None else k]
+        chunks = {c.chunk_id: c for c in self.store.chunks([item for item, _, _ in keep])}
+        hits = [Hit(chunks[item], score, ranks) for item, score, ranks in keep if item in chunks]
+        if self.reranker is not None:
+            hits = self.reranker.rerank(query, hits)
+        return hits[:k]

@@ -1,0 +1,83 @@
+"""The seam between retrieval and whatever holds the index (embedded files now, a clustered engine later).
+
+A Store must push the access filter down into its searches: a hit the caller may not read must
+never be a candidate, so that top-k is always filled with readable chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ragtune.types import Chunk, Document
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who is asking and what they narrowed the search to.
+
+    A chunk without groups is visible to everyone; a chunk with groups only to a caller sharing one.
+    `filters` match document metadata exactly ("source" matches as a glob).
+    """
+
+    groups: frozenset[str] = frozenset()
+    filters: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, groups: Sequence[str] = (), filters: dict[str, str] | None = None) -> Access:
+        return cls(frozenset(groups), tuple(sorted((filters or {}).items())))
+
+    def may_read(self, chunk_groups: Sequence[str]) -> bool:
+        return not chunk_groups or bool(self.groups.intersection(chunk_groups))
+
+
+@dataclass
+class DocumentUpdate:
+    """A document with its chunks and their vectors, written atomically in place of its old version."""
+
+    document: Document
+    chunks: list[Chunk]
+    vectors: np.ndarray
+
+
+@dataclass
+class StoredDocument:
+    doc_id: str
+    source: str
+    origin: str
+    title: str
+    content_hash: str
+    groups: list[str]
+    chunks: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """What retrieval and sync need from an index; batched, by id, with access pushed down."""
+
+    def document_hashes(self, origin: str) -> dict[str, str]:
+        """source -> content hash of every document ingested from `origin`."""
+        ...
+
+    def write(self, updates: Sequence[DocumentUpdate], delete_sources: Sequence[tuple[str, str]] = ()) -> None:
+        """Replace documents and delete (origin, source) pairs in one atomic step."""
+        ...
+
+    def refresh(self) -> None:
+        """Make every committed write visible to searches (rebuild derived structures if needed)."""
+        ...
+
+    def search_dense(self, vector: np.ndarray, k: int, access: Access) -> list[tuple[str, float]]: ...
+
+    def search_bm25(self, query: str, k: int, access: Access) -> list[tuple[str, float]]: ...
+
+    def chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]: ...
+
+    def documents(self, access: Access) -> list[StoredDocument]: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,139 @@
+"""Bring the index in line with a source: add new, replace changed, delete vanished, skip unchanged.
+
+Documents are embedded and written in batches, each batch one atomic store write. A crash loses at
+most the batch in flight; the next sync sees those items as still changed and completes the work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ragtune.errors import IngestError
+from ragtune.index.embedder import Embedder, EmbeddingCache, embed_with_cache
+from ragtune.index.store import DocumentUpdate, Store
+from ragtune.ingest.sources import Failure, Source
+from ragtune.types import Chunk, Document
+
+Chunker = Callable[[Document], list[Chunk]]
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_written: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted)
+
+
+def sync_source(
+    source: Source,
+    store: Store,
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    chunker: Chunker,
+    *,
+    prune: bool = True,
+    batch_documents: int = 64,
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> IngestReport:
+    """Sync one source into the store; every skipped item is reported, nothing else is lost."""
+    started = time.perf_counter()
+    report = IngestReport()
+    known = store.document_hashes(source.origin)
+    seen: set[str] = set()
+    pending: list[tuple[Document, list[Chunk]]] = []
+    console = console or Console(stderr=True)
+
+    def fail(name: str, error: str) -> None:
+        report.failed.append({"path": name, "error": error})
+        console.print(f"[yellow]skipped[/] {name}: {error}", highlight=False, markup=True)
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=not show_progress, transient=True,
+    )
+    with progress:
+        items = list(source.items())
+        files_task = progress.add_task("reading", total=len(items))
+        embed_task = progress.add_task("embedding", total=None, visible=False)
+
+        def flush() -> None:
+            if not pending:
+                return
+            texts = [chunk.index_text for _, chunks in pending for chunk in chunks]
+            progress.update(embed_task, total=len(texts), completed=0, visible=True)
+            vectors, embedded = embed_with_cache(
+                embedder, cache, texts, progress=lambda n: progress.advance(embed_task, n)
+            )
+            updates, offset = [], 0
+            for document, chunks in pending:
+                updates.append(DocumentUpdate(document, chunks, vectors[offset : offset + len(chunks)]))
+                offset += len(chunks)
+            store.write(updates)
+            report.chunks_embedded += embedded
+            report.chunks_written += len(texts)
+            for document, _ in pending:
+                if document.source in known:
+                    report.updated += 1
+                else:
+                    report.added += 1
+            pending.clear()
+            progress.update(embed_task, visible=False)
+
+        for item in items:
+            progress.advance(files_task)
+            if isinstance(item, Failure):
+                seen.add(item.source)
+                fail(item.source, item.error)
+                continue
+            seen.add(item.source)
+            if known.get(item.source) == item.content_hash:
+                report.unchanged += 1
+                continue
+            try:
+                document = item.load()
+                document.content_hash = item.content_hash
+                chunks = chunker(document)
+                if not chunks:
+                    raise IngestError(f"{item.source}: no text to index")
+            except IngestError as exc:
+                fail(item.source, _strip_name(str(exc), item.source))
+                continue
+            pending.append((document, chunks))
+            if len(pending) >= batch_documents:
+                flush()
+        flush()
+
+    if prune:
+        vanished = sorted(set(known) - seen)
+        if vanished:
+            store.write([], [(source.origin, name) for name in vanished])
+            report.deleted = len(vanished)
+    if report.changed:
+        store.refresh()
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _strip_name(message: str, source: str) -> str:
+    """Parsers prefix errors with the file name; the report line names the path already."""
+    name = source.rsplit("/", 1)[-1]
+    return message[len(name) + 2 :] if message.startswith(f"{name}: ") else message
