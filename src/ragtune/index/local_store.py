@@ -91,8 +91,10 @@ class LocalStore:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{directory / 'index.sqlite'}: not a usable index ({exc}); "
-                             "delete the folder and ingest again") from exc
+            raise StoreError(
+                f"{directory / 'index.sqlite'}: not a usable index ({exc}); "
+                "delete the folder and ingest again"
+            ) from exc
         self._check_model()
         self._snapshot: Snapshot | None = None
         self._stemmer = _stemmer()
@@ -120,7 +122,9 @@ class LocalStore:
         rows = self.db.execute("SELECT source, content_hash FROM documents WHERE origin = ?", (origin,))
         return dict(rows.fetchall())
 
-    def write(self, updates: Sequence[DocumentUpdate], delete_sources: Sequence[tuple[str, str]] = ()) -> None:
+    def write(
+        self, updates: Sequence[DocumentUpdate], delete_sources: Sequence[tuple[str, str]] = ()
+    ) -> None:
         if not updates and not delete_sources:
             return
         now = time.time()
@@ -128,20 +132,44 @@ class LocalStore:
             for update in updates:
                 doc = update.document
                 if update.vectors.shape != (len(update.chunks), self.dim):
-                    raise StoreError(f"{doc.source}: {update.vectors.shape} vectors for {len(update.chunks)} chunks")
+                    raise StoreError(
+                        f"{doc.source}: {update.vectors.shape} vectors for {len(update.chunks)} chunks"
+                    )
                 self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc.doc_id,))
                 self.db.execute(
                     "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (doc.doc_id, doc.origin, doc.source, doc.title, doc.content_hash, json.dumps(doc.groups),
-                     json.dumps(doc.meta), doc.text, len(update.chunks), now),
+                    (
+                        doc.doc_id,
+                        doc.origin,
+                        doc.source,
+                        doc.title,
+                        doc.content_hash,
+                        json.dumps(doc.groups),
+                        json.dumps(doc.meta),
+                        doc.text,
+                        len(update.chunks),
+                        now,
+                    ),
                 )
                 self.db.executemany(
                     "INSERT INTO chunks (chunk_id, doc_id, source, title, text, start, end, heading, page, row,"
                     " groups, meta, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (c.chunk_id, c.doc_id, c.source, c.title, c.text, c.start, c.end, json.dumps(c.heading),
-                         c.page, c.row, json.dumps(c.groups), json.dumps(c.meta),
-                         np.asarray(v, dtype=np.float32).tobytes())
+                        (
+                            c.chunk_id,
+                            c.doc_id,
+                            c.source,
+                            c.title,
+                            c.text,
+                            c.start,
+                            c.end,
+                            json.dumps(c.heading),
+                            c.page,
+                            c.row,
+                            json.dumps(c.groups),
+                            json.dumps(c.meta),
+                            np.asarray(v, dtype=np.float32).tobytes(),
+                        )
                         for c, v in zip(update.chunks, update.vectors, strict=True)
                     ],
                 )
@@ -173,7 +201,8 @@ class LocalStore:
         rowids = np.array([r[0] for r in rows], dtype=np.int64)
         vectors = (
             np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), self.dim).copy()
-            if rows else np.zeros((0, self.dim), dtype=np.float32)
+            if rows
+            else np.zeros((0, self.dim), dtype=np.float32)
         )
         groups = [json.loads(r[3]) for r in rows]
         public, group_masks = _group_masks(groups)
@@ -195,7 +224,9 @@ class LocalStore:
         np.save(temp / "rowids.npy", snapshot.rowids)
         (temp / "chunk_ids.json").write_text(json.dumps(snapshot.chunk_ids))
         groups = {g: np.flatnonzero(m).tolist() for g, m in snapshot.group_masks.items()}
-        (temp / "groups.json").write_text(json.dumps({"public": np.flatnonzero(snapshot.public).tolist(), **groups}))
+        (temp / "groups.json").write_text(
+            json.dumps({"public": np.flatnonzero(snapshot.public).tolist(), **groups})
+        )
         if snapshot.bm25 is not None:
             snapshot.bm25.save(str(temp / "bm25"))
         (temp / "complete").write_text(str(snapshot.generation))
@@ -245,7 +276,9 @@ class LocalStore:
                     clauses.append("CAST(json_extract(meta, ?) AS TEXT) = ?")
                     params.append(f'$."{key}"')
                 params.append(value)
-            ids = [r[0] for r in self.db.execute(f"SELECT id FROM chunks WHERE {' AND '.join(clauses)}", params)]
+            ids = [
+                r[0] for r in self.db.execute(f"SELECT id FROM chunks WHERE {' AND '.join(clauses)}", params)
+            ]
             allowed &= np.isin(snapshot.rowids, np.asarray(ids, dtype=np.int64))
         return allowed
 
@@ -278,7 +311,9 @@ class LocalStore:
             [tokens], k=min(k, visible), weight_mask=allowed.astype(np.float32), show_progress=False
         )
         return [
-            (snapshot.chunk_ids[int(i)], float(s)) for i, s in zip(documents[0], scores[0], strict=True) if s > 0
+            (snapshot.chunk_ids[int(i)], float(s))
+            for i, s in zip(documents[0], scores[0], strict=True)
+            if s > 0
         ]
 
     def chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
@@ -291,8 +326,20 @@ class LocalStore:
             list(chunk_ids),
         ).fetchall()
         by_id = {
-            r[0]: Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(json.loads(r[7])), r[8], r[9],
-                        json.loads(r[10]), json.loads(r[11]))
+            r[0]: Chunk(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                tuple(json.loads(r[7])),
+                r[8],
+                r[9],
+                json.loads(r[10]),
+                json.loads(r[11]),
+            )
             for r in rows
         }
         return [by_id[c] for c in chunk_ids if c in by_id]
@@ -302,16 +349,23 @@ class LocalStore:
             "SELECT doc_id, source, origin, title, content_hash, groups, chunks, meta FROM documents ORDER BY source"
         ).fetchall()
         found = [
-            StoredDocument(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], json.loads(r[7])) for r in rows
+            StoredDocument(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], json.loads(r[7]))
+            for r in rows
         ]
         return [d for d in found if access.may_read(d.groups)]
 
     def stats(self) -> dict[str, Any]:
-        documents, = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()
-        chunks, = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        (documents,) = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()
+        (chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
         size = sum(f.stat().st_size for f in self.directory.rglob("*") if f.is_file())
-        return {"documents": documents, "chunks": chunks, "generation": self.generation,
-                "model": self.model, "dim": self.dim, "disk_bytes": size}
+        return {
+            "documents": documents,
+            "chunks": chunks,
+            "generation": self.generation,
+            "model": self.model,
+            "dim": self.dim,
+            "disk_bytes": size,
+        }
 
     def close(self) -> None:
         self.db.close()

@@ -28,6 +28,8 @@ class CrossEncoderReranker:
             return hits
         scores = self.model.predict([(query, hit.chunk.index_text) for hit in hits], show_progress_bar=False)
         reranked = []
-        for rank, (hit, score) in enumerate(sorted(zip(hits, scores, strict=True), key=lambda p: -float(p[1])), 1):
+        for rank, (hit, score) in enumerate(
+            sorted(zip(hits, scores, strict=True), key=lambda p: -float(p[1])), 1
+        ):
             reranked.append(Hit(hit.chunk, float(score), {**hit.ranks, "rerank": rank}))
         return reranked

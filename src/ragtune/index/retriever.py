@@ -56,10 +56,12 @@ class Retriever:
             rankings["bm25"] = self.store.search_bm25(query, depth, access)
 
         if mode == "hybrid":
-            fused = reciprocal_rank_fusion({n: [i for i, _ in r] for n, r in rankings.items()}, self.config.rrf_k)
+            fused = reciprocal_rank_fusion(
+                {n: [i for i, _ in r] for n, r in rankings.items()}, self.config.rrf_k
+            )
             scored = [(item, score, ranks) for item, score, ranks in fused]
         else:
-            (name, ranking), = rankings.items()
+            ((name, ranking),) = rankings.items()
             scored = [(item, score, {name: rank}) for rank, (item, score) in enumerate(ranking, 1)]
 
         keep = scored[: max(k, self.reranker.top_n) if self.reranker is not None else k]

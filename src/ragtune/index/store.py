@@ -62,7 +62,9 @@ class Store(Protocol):
         """source -> content hash of every document ingested from `origin`."""
         ...
 
-    def write(self, updates: Sequence[DocumentUpdate], delete_sources: Sequence[tuple[str, str]] = ()) -> None:
+    def write(
+        self, updates: Sequence[DocumentUpdate], delete_sources: Sequence[tuple[str, str]] = ()
+    ) -> None:
         """Replace documents and delete (origin, source) pairs in one atomic step."""
         ...
 

@@ -124,7 +124,18 @@ def parse_text(path: Path, data: bytes) -> ParsedFile:
     return ParsedFile(_title_from_name(path), [Block(decode_text(data, path.name))])
 
 
-_BOILERPLATE_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg"]
+_BOILERPLATE_TAGS = [
+    "script",
+    "style",
+    "noscript",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "iframe",
+    "svg",
+]
 _BOILERPLATE_HINT = re.compile(r"cookie|consent|banner|breadcrumb|sidebar|skip-link|newsletter|share", re.I)
 
 
@@ -217,7 +228,9 @@ def parse_docx(path: Path, data: bytes) -> ParsedFile:
             if rows:
                 header, *body = rows
                 for cells in body or [header]:
-                    lines.append("; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells, strict=False)))
+                    lines.append(
+                        "; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells, strict=False))
+                    )
     flush()
     if not title and stack:
         title = stack[0][1]
@@ -296,7 +309,9 @@ def _as_records(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, list):
         return [v if isinstance(v, dict) else {"value": v} for v in value]
     if isinstance(value, dict):
-        lists = [v for v in value.values() if isinstance(v, list) and v and all(isinstance(i, dict) for i in v)]
+        lists = [
+            v for v in value.values() if isinstance(v, list) and v and all(isinstance(i, dict) for i in v)
+        ]
         if len(lists) == 1:
             return list(lists[0])
         return [value]
@@ -307,7 +322,9 @@ def parse_json(path: Path, data: bytes, rows_per_chunk: int = 1) -> ParsedFile:
     try:
         value = json.loads(decode_text(data, path.name))
     except json.JSONDecodeError as exc:
-        raise IngestError(f"{path.name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+        raise IngestError(
+            f"{path.name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from exc
     return ParsedFile(_title_from_name(path), record_blocks(_as_records(value), rows_per_chunk))
 
 
@@ -352,7 +369,9 @@ def parse_file(path: Path, data: bytes, rows_per_chunk: int = 1) -> ParsedFile:
     parser = PARSERS.get(path.suffix.lower())
     if parser is None:
         supported = ", ".join(sorted(PARSERS))
-        raise IngestError(f"{path.name}: unsupported file type '{path.suffix or '(none)'}' (supported: {supported})")
+        raise IngestError(
+            f"{path.name}: unsupported file type '{path.suffix or '(none)'}' (supported: {supported})"
+        )
     parsed = parser(path, data, rows_per_chunk)
     if not any(block.text.strip() for block in parsed.blocks):
         raise IngestError(f"{path.name}: no text to index (empty file)")

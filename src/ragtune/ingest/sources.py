@@ -112,8 +112,11 @@ class FileSource:
                 size = file.stat().st_size
                 if size > self.max_bytes:
                     limit = self.max_bytes / 1024 / 1024
-                    yield Failure(source, f"file is {size / 1024 / 1024:.1f} MB, over the {limit:g} MB limit "
-                                  "(ingest.max_file_mb)")
+                    yield Failure(
+                        source,
+                        f"file is {size / 1024 / 1024:.1f} MB, over the {limit:g} MB limit "
+                        "(ingest.max_file_mb)",
+                    )
                     continue
                 data = file.read_bytes()
             except OSError as exc:
@@ -147,7 +150,9 @@ def render_row(row: dict[str, Any], template: str | None) -> str:
         return template.format(**row)
     except (KeyError, IndexError, ValueError) as exc:
         columns = ", ".join(row)
-        raise IngestError(f"--text-template refers to {exc} which is not a column (columns: {columns})") from exc
+        raise IngestError(
+            f"--text-template refers to {exc} which is not a column (columns: {columns})"
+        ) from exc
 
 
 class SqlSource:
@@ -194,7 +199,9 @@ class SqlSource:
         finally:
             engine.dispose()
         if rows and id_column not in rows[0]:
-            raise IngestError(f"--id-column {id_column!r} is not in the query's columns: {', '.join(rows[0])}")
+            raise IngestError(
+                f"--id-column {id_column!r} is not in the query's columns: {', '.join(rows[0])}"
+            )
         return rows
 
     def items(self) -> Iterator[SourceItem | Failure]:
@@ -203,7 +210,9 @@ class SqlSource:
             row_id = str(row[self.id_column])
             source = f"sql:{self.name}:{row_id}"
             if row_id in seen:
-                yield Failure(source, f"duplicate id {row_id!r} in column {self.id_column!r}; only the first kept")
+                yield Failure(
+                    source, f"duplicate id {row_id!r} in column {self.id_column!r}; only the first kept"
+                )
                 continue
             seen.add(row_id)
             text = render_row(row, self.text_template)
@@ -239,7 +248,9 @@ def _table_name(query: str) -> str:
 class RecordSource:
     """In-memory records (id, title, text), as in a BEIR corpus; each record is one document."""
 
-    def __init__(self, records: Sequence[tuple[str, str, str]], *, origin: str, fingerprint: str = "") -> None:
+    def __init__(
+        self, records: Sequence[tuple[str, str, str]], *, origin: str, fingerprint: str = ""
+    ) -> None:
         self.records = records
         self.origin = origin
         self.fingerprint = fingerprint
@@ -249,7 +260,9 @@ class RecordSource:
             if not text.strip() and not title.strip():
                 yield Failure(record_id, "empty record")
                 continue
-            yield SourceItem(record_id, _digest(title, text, self.fingerprint), self._loader(record_id, title, text))
+            yield SourceItem(
+                record_id, _digest(title, text, self.fingerprint), self._loader(record_id, title, text)
+            )
 
     def _loader(self, record_id: str, title: str, text: str) -> Callable[[], Document]:
         def load() -> Document:

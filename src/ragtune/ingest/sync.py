@@ -67,8 +67,13 @@ def sync_source(
         console.print(f"[yellow]skipped[/] {name}: {error}", highlight=False, markup=True)
 
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=not show_progress, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show_progress,
+        transient=True,
     )
     with progress:
         items = list(source.items())

@@ -1,0 +1,90 @@
+"""Fixtures that build tiny real workspaces: real files, the real MiniLM embedder, a real on-disk index."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ragtune.index.embedder import SentenceTransformerEmbedder
+from ragtune.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+HR = REPO / "examples" / "hr"
+HR_DOCS = HR / "docs"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The real packaged MiniLM, loaded once per test session."""
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def warm_embedding_cache(
+    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
+) -> Path:
+    """An embeddings cache holding every chunk of the HR sample, computed once per session.
+
+    Tests that are about sync logic start from a copy, so they embed only what they change.
+    """
+    root = tmp_path_factory.mktemp("warm")
+    ws = Workspace.init(root)
+    ws.__dict__["embedder"] = embedder
+    ws.ingest([HR_DOCS], show_progress=False)
+    ws.close()
+    return root / ".ragtune" / "embeddings.sqlite"
+
+
+@pytest.fixture
+def make_workspace(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, warm_embedding_cache: Path
+) -> Callable[..., Workspace]:
+    """A fresh workspace in tmp_path that reuses the session's loaded embedder (same model, no reload).
+
+    `warm=True` starts it with the HR sample's embeddings already cached.
+    """
+
+    def make(name: str = "ws", config: str | None = None, warm: bool = True) -> Workspace:
+        root = tmp_path / name
+        root.mkdir()
+        if config is not None:
+            (root / "ragtune.toml").write_text(config)
+        ws = Workspace.init(root)
+        if warm:
+            shutil.copyfile(warm_embedding_cache, root / ".ragtune" / "embeddings.sqlite")
+        ws.__dict__["embedder"] = embedder
+        return ws
+
+    return make
+
+
+@pytest.fixture
+def hr_copy(tmp_path: Path) -> Path:
+    """A writable copy of the sample HR knowledge base."""
+    target = tmp_path / "hr-docs"
+    shutil.copytree(HR_DOCS, target)
+    return target
+
+
+def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the real `ragtune` command in a subprocess."""
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "ragtune.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"ragtune {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
