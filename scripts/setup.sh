@@ -15,7 +15,14 @@ if [ ! -f "$STAMP" ]; then
   echo "installing ragtune${EXTRAS:+[$EXTRAS]} into $VENV (first run takes a few minutes)"
   "$PY" -m pip install --quiet --upgrade pip
   "$PY" -m pip install --quiet torch==2.13.0
-  "$PY" -m pip install --quiet -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+  # llama-cpp-python has no binary wheel on PyPI: compile it once (5-10 minutes) and keep the wheel.
+  WHEELS="${RAGTUNE_WHEEL_CACHE:-$HOME/.cache/ragtune/wheels}"
+  mkdir -p "$WHEELS"
+  if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
+    echo "compiling llama-cpp-python 0.3.36 once into $WHEELS (5-10 minutes)"
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$PY" -m pip wheel --quiet --no-deps llama-cpp-python==0.3.36 -w "$WHEELS"
+  fi
+  "$PY" -m pip install --quiet --find-links "$WHEELS" -e "$ROOT${EXTRAS:+[$EXTRAS]}"
   touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

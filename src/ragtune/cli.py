@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ragtune.errors import RagtuneError
+from ragtune.generate import Message
 from ragtune.index.retriever import MODES
+from ragtune.types import Answer
 from ragtune.workspace import Workspace
 
 app = typer.Typer(
@@ -186,6 +188,91 @@ def search(
             snippet[:240] + ("…" if len(snippet) > 240 else ""),
         )
     out.print(table)
+
+
+StrategyOption = Annotated[
+    str, typer.Option("--strategy", "-s", help="base | rag | finetuned | hybrid (see `ragtune compare`).")
+]
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    strategy: StrategyOption = "rag",
+    groups: Annotated[str | None, typer.Option(help="Ask as a caller in these groups.")] = None,
+    as_user: Annotated[str | None, typer.Option("--as-user", help="Ask as a user from ragtune.toml.")] = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Print the answer token by token.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question with citations and timings."""
+    ws = _open()
+    printer = (
+        (lambda piece: out.print(piece, end="", highlight=False, markup=False))
+        if stream and not as_json
+        else None
+    )
+    answer = ws.ask(
+        question, strategy=strategy, groups=_split(groups) or None, user=as_user, on_token=printer
+    )
+    if as_json:
+        _print_json(answer.to_dict())
+        return
+    if printer is not None:
+        out.print()
+    else:
+        out.print(answer.answer, highlight=False, markup=False)
+    _print_sources(answer)
+
+
+def _print_sources(answer: Answer) -> None:
+    for citation in answer.citations:
+        chunk = citation.chunk
+        snippet = " ".join(chunk.text.split())[:160]
+        where = f" ({chunk.location})" if chunk.location else ""
+        mark = " (inferred)" if citation.inferred else ""
+        out.print(f"  [{citation.n}] [bold]{chunk.source}[/]{where}{mark}: {snippet}", highlight=False)
+    t = answer.timings
+    out.print(
+        f"[dim]{answer.strategy} · retrieve {t.get('retrieve_ms', 0):.0f} ms · first token {t.get('ttft_ms', 0):.0f} ms"
+        f" · generate {t.get('generate_ms', 0):.0f} ms · {t.get('tokens_per_s', 0):.0f} tokens/s[/]",
+        highlight=False,
+    )
+    notes = answer.debug.get("notes") or []
+    for note in notes:
+        out.print(f"[dim]note: {note}[/]", highlight=False)
+
+
+@app.command()
+def chat(
+    strategy: StrategyOption = "rag",
+    groups: Annotated[str | None, typer.Option(help="Chat as a caller in these groups.")] = None,
+    as_user: Annotated[
+        str | None, typer.Option("--as-user", help="Chat as a user from ragtune.toml.")
+    ] = None,
+) -> None:
+    """An interactive session that keeps the conversation; each turn retrieves afresh. Ctrl-D ends it."""
+    ws = _open()
+    history: list[Message] = []
+    out.print(f"[dim]ragtune chat · strategy {strategy} · empty line or Ctrl-D to leave[/]")
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        out.print("ragtune> ", end="")
+        answer = ws.ask(
+            question,
+            strategy=strategy,
+            groups=_split(groups) or None,
+            user=as_user,
+            history=history[-6:],
+            on_token=lambda piece: out.print(piece, end="", highlight=False, markup=False),
+        )
+        out.print()
+        _print_sources(answer)
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
 @app.command()

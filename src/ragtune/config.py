@@ -61,6 +61,39 @@ class RerankConfig(_Section):
     top_n: int = Field(20, ge=1, description="How many fused candidates the cross-encoder rescores.")
 
 
+class GeneratorConfig(_Section):
+    backend: Literal["llama_cpp", "transformers", "openai"] = "llama_cpp"
+    model: str = Field(
+        "builtin:smollm2-135m-instruct",
+        description="llama_cpp: 'builtin:smollm2-135m-instruct' or a .gguf path; transformers: a local "
+        "model folder; openai: the model name the endpoint serves.",
+    )
+    adapter: str = Field("", description="transformers: a local PEFT LoRA adapter folder.")
+    base_url: str = Field("", description="openai: e.g. http://127.0.0.1:8080/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the key.")
+    context_window: int = Field(2048, ge=256)
+    max_tokens: int = Field(192, ge=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    seed: int = 0
+    threads: int = Field(0, ge=0, description="llama_cpp threads; 0 means all cores.")
+    timeout_s: float = Field(120.0, gt=0, description="Longest a single generation may run.")
+
+
+class AnswerConfig(_Section):
+    passages: int = Field(3, ge=1, le=50, description="Retrieved passages put in the RAG prompt.")
+    citations: Literal["attached", "inline"] = Field(
+        "attached",
+        description="attached: plain context, ragtune attaches the supporting passage (best for tiny "
+        "models); inline: numbered passages, the model writes [n] itself (capable models).",
+    )
+    min_relevance: float = Field(
+        0.3,
+        ge=-1.0,
+        le=1.0,
+        description="Below this cosine similarity of the best passage, RAG says it does not know.",
+    )
+
+
 class UserConfig(_Section):
     groups: list[str] = Field(default_factory=list)
 
@@ -71,6 +104,8 @@ class Config(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    answer: AnswerConfig = Field(default_factory=AnswerConfig)
     users: dict[str, UserConfig] = Field(
         default_factory=dict, description="Named callers for --as-user, e.g. [users.dana] groups = ['hr']."
     )
@@ -115,6 +150,21 @@ rrf_k = 60
 
 [rerank]
 model = ""              # a local cross-encoder folder turns reranking on
+
+[generator]
+backend = "llama_cpp"   # llama_cpp | transformers | openai
+model = "builtin:smollm2-135m-instruct"   # a .gguf path, a model folder, or the endpoint's model name
+# base_url = "http://127.0.0.1:8080/v1"  # openai backend
+# api_key_env = "OPENAI_API_KEY"
+context_window = 2048
+max_tokens = 192
+temperature = 0.0
+timeout_s = 120
+
+[answer]
+passages = 3            # retrieved passages in the RAG prompt
+citations = "attached"  # attached (tiny models) | inline (the model writes [n])
+min_relevance = 0.3     # best passage below this cosine -> "I don't know"
 
 # Named callers for `--as-user`:
 # [users.dana]

@@ -23,3 +23,7 @@ class StoreError(RagtuneError):
 
 class EvalError(RagtuneError):
     """An evaluation input (BEIR folder, question set) is malformed."""
+
+
+class GenerateError(RagtuneError):
+    """A generator backend could not load its model, reach its endpoint, or finish a generation."""

@@ -111,6 +111,58 @@ class Hit:
     chunk: Chunk
     score: float
     ranks: dict[str, int] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.chunk.to_dict(), "score": self.score, "ranks": self.ranks}
+        return {**self.chunk.to_dict(), "score": self.score, "ranks": self.ranks, "scores": self.scores}
+
+
+@dataclass
+class Citation:
+    """A passage the answer relies on; `n` is its number in the prompt (and in the answer's [n])."""
+
+    n: int
+    chunk: Chunk
+    inferred: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "source": self.chunk.source,
+            "title": self.chunk.title,
+            "text": self.chunk.text,
+            "location": self.chunk.location,
+            "page": self.chunk.page,
+            "row": self.chunk.row,
+            "heading": list(self.chunk.heading),
+            "span": [self.chunk.start, self.chunk.end],
+            "doc_id": self.chunk.doc_id,
+            "inferred": self.inferred,
+        }
+
+
+@dataclass
+class Answer:
+    """What every strategy returns: the text, what it rests on, and what it cost."""
+
+    answer: str
+    strategy: str
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Hit] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    refused: bool = False
+    debug: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "strategy": self.strategy,
+            "refused": self.refused,
+            "citations": [c.to_dict() for c in self.citations],
+            "passages": [
+                {"n": n, "source": h.chunk.source, "location": h.chunk.location, "score": h.score}
+                for n, h in enumerate(self.passages, start=1)
+            ],
+            "timings": self.timings,
+            "debug": self.debug,
+        }

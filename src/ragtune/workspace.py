@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from rich.console import Console
 
 from ragtune.config import CONFIG_FILE, DEFAULT_TOML, Config, load_config
 from ragtune.errors import ConfigError, RagtuneError, WorkspaceError
+from ragtune.generate import Generator, Message, load_generator, params_from
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder
 from ragtune.index.local_store import LocalStore
 from ragtune.index.rerank import CrossEncoderReranker
@@ -28,7 +29,8 @@ from ragtune.index.store import Access
 from ragtune.ingest.chunking import chunk_document, load_tokenizer
 from ragtune.ingest.sources import FileSource, Source, SqlSource, options_fingerprint
 from ragtune.ingest.sync import IngestReport, sync_source
-from ragtune.types import Chunk, Document, Hit
+from ragtune.strategies import answer_question, get_strategy
+from ragtune.types import Answer, Chunk, Document, Hit
 
 STATE_DIR = ".ragtune"
 
@@ -229,6 +231,45 @@ class Workspace:
     ) -> list[Hit]:
         """Chunks for a query; only those the caller may read are ever candidates."""
         return self.retriever.retrieve(query, k=k, mode=mode, access=self.caller(groups, user, filters))
+
+    @cached_property
+    def generator(self) -> Generator:
+        """The configured chat model, loaded on first use (it is the slow part of start-up)."""
+        return load_generator(self.config.generator)
+
+    def ask(
+        self,
+        question: str,
+        *,
+        strategy: str = "rag",
+        groups: Sequence[str] | None = None,
+        user: str | None = None,
+        history: Sequence[Message] = (),
+        on_token: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Answer a question with a strategy; the caller's groups bound what retrieval may use."""
+        chosen = get_strategy(strategy)
+        if chosen.tuned:
+            raise RagtuneError(
+                f"strategy {strategy!r} needs a tuned generator and this workspace has none yet; "
+                "use --strategy rag or base"
+            )
+        access = self.caller(groups, user)
+        if chosen.retrieves:
+            self.embedder.load()  # now, so that retrieve_ms measures retrieval, not start-up
+        return answer_question(
+            question,
+            chosen,
+            self.generator,
+            params_from(self.config.generator),
+            retriever=self.retriever if chosen.retrieves else None,
+            access=access,
+            passages=self.config.answer.passages,
+            min_relevance=self.config.answer.min_relevance,
+            history=history,
+            on_token=on_token,
+            citation_style=self.config.answer.citations,
+        )
 
     def stats(self) -> dict[str, Any]:
         return self.store.stats()

@@ -74,6 +74,10 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
         return self._model
 
+    def load(self) -> None:
+        """Load the weights now rather than on the first embed call."""
+        _ = self.model
+
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Encode in slices so a progress bar can move; each slice is sorted by length inside encode."""
         if not texts:

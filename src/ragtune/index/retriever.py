@@ -66,7 +66,12 @@ class Retriever:
 
         keep = scored[: max(k, self.reranker.top_n) if self.reranker is not None else k]
         chunks = {c.chunk_id: c for c in self.store.chunks([item for item, _, _ in keep])}
-        hits = [Hit(chunks[item], score, ranks) for item, score, ranks in keep if item in chunks]
+        list_scores = {name: dict(ranking) for name, ranking in rankings.items()}
+        hits = [
+            Hit(chunks[item], score, ranks, {n: s[item] for n, s in list_scores.items() if item in s})
+            for item, score, ranks in keep
+            if item in chunks
+        ]
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k]

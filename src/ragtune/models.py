@@ -1,0 +1,55 @@
+"""Trainable (torch) copies of the packaged chat models, made offline.
+
+The shipped chat models are quantised GGUF files. transformers can read GGUF and dequantise it
+(`GgufConfig(dequantize=True)`); the result is saved once as an fp32 safetensors folder under
+~/.cache/ragtune/models and reused by the transformers backend and by tuning.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ragtune.errors import ConfigError, GenerateError
+from ragtune.generate.llama_cpp import BUILTIN_GGUF, resolve_gguf
+
+MODEL_CACHE = Path(os.environ.get("RAGTUNE_MODEL_CACHE", Path.home() / ".cache" / "ragtune" / "models"))
+
+
+def hf_model_dir(model: str) -> Path:
+    """A local transformers folder: the folder given, or a packaged GGUF dequantised once."""
+    if model not in BUILTIN_GGUF:
+        path = Path(model).expanduser()
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{model!r} is not a local transformers model folder (no config.json)")
+        return path
+    target = MODEL_CACHE / model.removeprefix("builtin:")
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    gguf = resolve_gguf(model)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temp, ignore_errors=True)
+    try:
+        weights = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent),
+            gguf_file=gguf.name,
+            dtype=torch.float32,
+            quantization_config=GgufConfig(dequantize=True),
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        weights.save_pretrained(temp)
+        tokenizer.save_pretrained(temp)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, target)
+    except OSError as exc:
+        raise GenerateError(f"cannot write the dequantised {model} to {target}: {exc}") from exc
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return target

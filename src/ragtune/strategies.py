@@ -1,0 +1,199 @@
+"""base | rag | finetuned | hybrid: question -> Answer. The one place where strategies differ.
+
+A strategy is two choices: does it retrieve passages, and does it use a tuned generator. Everything
+else (prompt text, timing, citation handling) is shared.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bm25s.stopwords import STOPWORDS_EN
+
+from ragtune.errors import RagtuneError
+from ragtune.generate import Generation, GenerationParams, Generator, Message, run_generation
+from ragtune.generate.prompts import REFUSAL, CitationStyle, base_messages, format_passage, rag_messages
+from ragtune.index.retriever import Retriever
+from ragtune.index.store import Access
+from ragtune.types import Answer, Citation, Hit
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    retrieves: bool
+    tuned: bool
+    summary: str
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy("base", retrieves=False, tuned=False, summary="the model alone"),
+        Strategy("rag", retrieves=True, tuned=False, summary="retrieved passages in the prompt, cited"),
+        Strategy("finetuned", retrieves=False, tuned=True, summary="a LoRA-tuned model, no retrieval"),
+        Strategy("hybrid", retrieves=True, tuned=True, summary="a tuned model over live retrieval"),
+    )
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    if name not in STRATEGIES:
+        raise RagtuneError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]
+
+
+def answer_question(
+    question: str,
+    strategy: Strategy,
+    generator: Generator,
+    params: GenerationParams,
+    *,
+    retriever: Retriever | None = None,
+    access: Access | None = None,
+    passages: int = 4,
+    min_relevance: float = 0.3,
+    history: Sequence[Message] = (),
+    on_token: Callable[[str], None] | None = None,
+    citation_style: CitationStyle = "attached",
+) -> Answer:
+    """Answer one question; the caller's access flows into retrieval, so passages are all readable."""
+    if not question.strip():
+        raise RagtuneError("empty question: ask something")
+    if not strategy.retrieves:
+        generation = run_generation(generator, base_messages(question, history), params, on_token)
+        return Answer(
+            generation.text,
+            strategy.name,
+            refused=is_refusal(generation.text),
+            timings=_timings(0.0, generation),
+            debug={"notes": generation.notes},
+        )
+    if retriever is None:
+        raise RagtuneError(f"strategy {strategy.name!r} needs an index; ingest documents first")
+
+    started = time.perf_counter()
+    hits = retriever.retrieve(question, k=passages, access=access or Access())
+    retrieve_ms = round((time.perf_counter() - started) * 1000, 1)
+    dense = [h.scores["dense"] for h in hits if "dense" in h.scores]
+    relevance = max(dense, default=float("-inf"))
+    debug: dict[str, object] = {"best_relevance": round(relevance, 4), "min_relevance": min_relevance}
+    if not hits or (dense and relevance < min_relevance):
+        if on_token is not None:
+            on_token(REFUSAL)
+        debug["notes"] = ["no passage is relevant enough; answered without generating"]
+        return Answer(
+            REFUSAL,
+            strategy.name,
+            passages=hits,
+            refused=True,
+            timings={"retrieve_ms": retrieve_ms, "ttft_ms": 0.0, "generate_ms": 0.0, "tokens_per_s": 0.0},
+            debug=debug,
+        )
+
+    texts, notes = fit_passages(generator, question, hits, history, params.max_tokens, citation_style)
+    given = hits[: len(texts)]
+    generation = run_generation(
+        generator, rag_messages(question, texts, history, citation_style), params, on_token
+    )
+    text, citations, dropped = parse_citations(generation.text, given)
+    if not citations and not is_refusal(text):
+        citations = infer_citations(text, given)
+        if citations:
+            text = f"{text} " + "".join(f"[{c.n}]" for c in citations)
+    debug["notes"] = notes + generation.notes + [f"dropped citation [{n}]: no such passage" for n in dropped]
+    return Answer(
+        text,
+        strategy.name,
+        citations=citations,
+        passages=given,
+        refused=is_refusal(text),
+        timings=_timings(retrieve_ms, generation),
+        debug=debug,
+    )
+
+
+def _timings(retrieve_ms: float, generation: Generation) -> dict[str, float]:
+    return {
+        "retrieve_ms": retrieve_ms,
+        "ttft_ms": generation.ttft_ms,
+        "generate_ms": generation.generate_ms,
+        "tokens_per_s": generation.tokens_per_s,
+        "completion_tokens": generation.completion_tokens,
+    }
+
+
+def fit_passages(
+    generator: Generator,
+    question: str,
+    hits: Sequence[Hit],
+    history: Sequence[Message],
+    max_tokens: int,
+    style: CitationStyle = "inline",
+) -> tuple[list[str], list[str]]:
+    """Passages that fit the context window with room for the answer; says what it cut."""
+    budget = generator.context_window - max_tokens
+
+    def too_long(texts: list[str]) -> bool:
+        return generator.count_tokens(rag_messages(question, texts, history, style)) > budget
+
+    texts = [format_passage(n, hit, style) for n, hit in enumerate(hits, start=1)]
+    notes: list[str] = []
+    while len(texts) > 1 and too_long(texts):
+        texts.pop()
+    if len(texts) < len(hits):
+        notes.append(
+            f"kept {len(texts)} of {len(hits)} passages to fit the {generator.context_window}-token context"
+        )
+    if texts and too_long(texts):
+        limit = len(hits[0].chunk.text)
+        while limit > 80 and too_long(texts):
+            limit = int(limit * 0.8)
+            texts = [format_passage(1, hits[0], style, max_chars=limit)]
+        notes.append(f"passage [1] cut to {limit} characters to fit the context")
+    return texts, notes
+
+
+_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def parse_citations(text: str, passages: Sequence[Hit]) -> tuple[str, list[Citation], list[int]]:
+    """[n] markers -> Citation objects; markers naming a passage that was not given are removed."""
+    cited: list[int] = []
+    dropped: list[int] = []
+
+    def keep_valid(match: re.Match[str]) -> str:
+        numbers = [int(n) for n in match.group(1).split(",")]
+        valid = [n for n in numbers if 1 <= n <= len(passages)]
+        dropped.extend(n for n in numbers if n not in valid)
+        cited.extend(n for n in valid if n not in cited)
+        return "".join(f"[{n}]" for n in valid)
+
+    cleaned = _CITATION.sub(keep_valid, text)
+    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
+    return cleaned, [Citation(n, passages[n - 1].chunk) for n in cited], dropped
+
+
+_WORD = re.compile(r"\w+")
+_COMMON = frozenset(STOPWORDS_EN)
+
+
+def infer_citations(text: str, passages: Sequence[Hit]) -> list[Citation]:
+    """When the model cites nothing, attach the passage sharing the most content words with the answer."""
+    words = {w for w in _WORD.findall(text.lower()) if w not in _COMMON and len(w) > 1}
+    best, best_overlap = 0, 1
+    for n, hit in enumerate(passages, start=1):
+        overlap = len(words & set(_WORD.findall(hit.chunk.text.lower())))
+        if overlap > best_overlap:
+            best, best_overlap = n, overlap
+    return [Citation(best, passages[best - 1].chunk, inferred=True)] if best else []
+
+
+def is_refusal(text: str) -> bool:
+    lowered = text.lower().replace("’", "'")
+    return any(
+        p in lowered for p in ("i don't know", "i do not know", "i'm not sure", "cannot find", "can't find")
+    )
