@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     for folder in [HR_BEIR, *args.folders]:
         result = evaluate_beir(folder, split=args.split)
-        rows = [[mode, *(values[m] for m in METRICS)] for mode, values in result["results"].items()]
+        rows = [[mode, *(f"{values[m]:.4f}" for m in METRICS)] for mode, values in result["results"].items()]
         ndcg = {mode: values["ndcg@10"] for mode, values in result["results"].items()}
         verdict = "met" if ndcg["hybrid"] >= max(ndcg["bm25"], ndcg["dense"]) else "NOT met"
         print_table(

@@ -96,6 +96,7 @@ class LocalStore:
                 "delete the folder and ingest again"
             ) from exc
         self._check_model()
+        _single_threaded_blas()
         self._snapshot: Snapshot | None = None
         self._stemmer = _stemmer()
 
@@ -369,6 +370,18 @@ class LocalStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _single_threaded_blas() -> None:
+    """Run numpy's BLAS on one thread in this process.
+
+    A dense search is one memory-bound matrix-vector product; with a multi-threaded OpenBLAS its
+    spinning threads fight torch's threads that embed the query, which measured 24 ms hybrid p50 at
+    100k chunks instead of 15 ms (bench/search.py) with no gain on the product itself.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _group_masks(groups: list[list[str]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
