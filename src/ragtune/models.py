@@ -12,9 +12,7 @@ import shutil
 from pathlib import Path
 
 from ragtune.errors import ConfigError, GenerateError
-from ragtune.generate.llama_cpp import BUILTIN_GGUF, resolve_gguf
-
-MODEL_CACHE = Path(os.environ.get("RAGTUNE_MODEL_CACHE", Path.home() / ".cache" / "ragtune" / "models"))
+from ragtune.generate.llama_cpp import BUILTIN_GGUF, MODEL_CACHE, resolve_gguf
 
 
 def hf_model_dir(model: str) -> Path:

@@ -76,3 +76,24 @@ def test_bad_questions_and_strategies_are_one_line_errors(hr_workspace: Path) ->
     ):
         result = run_cli("ask", *args, cwd=hr_workspace, check=False)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_chat_keeps_a_conversation_over_stdin(hr_workspace: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ragtune.cli", "chat"],
+        input="How many days of paid annual leave do full-time employees get per year?\n"
+        "What is the CEO's favourite colour?\n\n",
+        cwd=hr_workspace,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("you>") >= 2
+    assert "policies/annual-leave.md" in result.stdout
+    assert "don't know" in result.stdout
