@@ -88,3 +88,24 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subproce
             f"ragtune {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+@pytest.fixture(scope="session")
+def hr_cli_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace built by the real CLI on the HR sample (files and SQL), with user dana in group hr."""
+    ws = tmp_path_factory.mktemp("hr-cli") / "ws"
+    run_cli("init", str(ws))
+    with (ws / "ragtune.toml").open("a") as config:
+        config.write('\n[users.dana]\ngroups = ["hr"]\n')
+    run_cli("ingest", str(HR_DOCS), cwd=ws)
+    run_cli(
+        "ingest",
+        "--sql",
+        f"sqlite:///{HR / 'offices.sqlite'}",
+        "--query",
+        "SELECT * FROM offices",
+        "--id-column",
+        "id",
+        cwd=ws,
+    )
+    return ws

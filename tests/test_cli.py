@@ -5,29 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import HR, run_cli
-
-
-@pytest.fixture(scope="module")
-def hr_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ws = tmp_path_factory.mktemp("cli") / "ws"
-    run_cli("init", str(ws))
-    with (ws / "ragtune.toml").open("a") as config:
-        config.write('\n[users.dana]\ngroups = ["hr"]\n')
-    run_cli("ingest", str(HR / "docs"), cwd=ws)
-    run_cli(
-        "ingest",
-        "--sql",
-        f"sqlite:///{HR / 'offices.sqlite'}",
-        "--query",
-        "SELECT * FROM offices",
-        "--id-column",
-        "id",
-        cwd=ws,
-    )
-    return ws
 
 
 def test_help_lists_the_commands() -> None:
@@ -37,16 +15,16 @@ def test_help_lists_the_commands() -> None:
     assert "--as-user" in run_cli("search", "--help").stdout
 
 
-def test_ingest_json_has_the_contract_keys(hr_workspace: Path) -> None:
-    report = json.loads(run_cli("ingest", str(HR / "docs"), "--json", cwd=hr_workspace).stdout)
+def test_ingest_json_has_the_contract_keys(hr_cli_workspace: Path) -> None:
+    report = json.loads(run_cli("ingest", str(HR / "docs"), "--json", cwd=hr_cli_workspace).stdout)
     assert {"added", "updated", "deleted", "unchanged", "failed", "chunks_embedded", "seconds"} <= set(report)
     assert report["unchanged"] == 28 and report["chunks_embedded"] == 0
 
 
-def test_search_json_hits_have_sources_and_scores(hr_workspace: Path) -> None:
+def test_search_json_hits_have_sources_and_scores(hr_cli_workspace: Path) -> None:
     result = json.loads(
         run_cli(
-            "search", "Who is the office manager in Lisbon?", "-k", "3", "--json", cwd=hr_workspace
+            "search", "Who is the office manager in Lisbon?", "-k", "3", "--json", cwd=hr_cli_workspace
         ).stdout
     )
     hits = result["hits"]
@@ -55,23 +33,23 @@ def test_search_json_hits_have_sources_and_scores(hr_workspace: Path) -> None:
     assert "sql:offices:3" in [hit["source"] for hit in hits]
     for mode in ("dense", "bm25"):
         out = json.loads(
-            run_cli("search", "Founders' Day", "--mode", mode, "--json", cwd=hr_workspace).stdout
+            run_cli("search", "Founders' Day", "--mode", mode, "--json", cwd=hr_cli_workspace).stdout
         )
         assert out["hits"][0]["source"] == "data/holidays-2026.csv"
 
 
-def test_search_as_user_sees_restricted_documents(hr_workspace: Path) -> None:
+def test_search_as_user_sees_restricted_documents(hr_cli_workspace: Path) -> None:
     query = "salary band midpoint senior engineer"
-    anonymous = json.loads(run_cli("search", query, "-k", "20", "--json", cwd=hr_workspace).stdout)
+    anonymous = json.loads(run_cli("search", query, "-k", "20", "--json", cwd=hr_cli_workspace).stdout)
     assert all(hit["source"] != "policies/salary-bands.md" for hit in anonymous["hits"])
     for flags in (["--as-user", "dana"], ["--groups", "hr"]):
-        hr = json.loads(run_cli("search", query, "-k", "1", "--json", *flags, cwd=hr_workspace).stdout)
+        hr = json.loads(run_cli("search", query, "-k", "1", "--json", *flags, cwd=hr_cli_workspace).stdout)
         assert hr["hits"][0]["source"] == "policies/salary-bands.md"
         assert hr["hits"][0]["groups"] == ["hr"]
 
 
-def test_table_output_names_sources(hr_workspace: Path) -> None:
-    text = run_cli("search", "paid annual leave days", "-k", "2", cwd=hr_workspace).stdout
+def test_table_output_names_sources(hr_cli_workspace: Path) -> None:
+    text = run_cli("search", "paid annual leave days", "-k", "2", cwd=hr_cli_workspace).stdout
     assert "policies/annual-leave.md" in text and "score" in text
 
 

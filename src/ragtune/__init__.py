@@ -1,5 +1,7 @@
 """ragtune: RAG, fine-tuning or both? Measure it on your own data, then serve the answer."""
 
+__version__ = "0.1.0"
+
 from ragtune.config import Config, load_config
 from ragtune.errors import ConfigError, EvalError, IngestError, RagtuneError, StoreError, WorkspaceError
 from ragtune.index.store import Access
@@ -24,4 +26,3 @@ __all__ = [
     "WorkspaceError",
     "load_config",
 ]
-__version__ = "0.1.0"

@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 eval_app = typer.Typer(help="Measure retrieval (and, later, answers) on labelled data.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+tune_app = typer.Typer(help="Fine-tune the generator (LoRA) on your examples.", no_args_is_help=True)
+app.add_typer(tune_app, name="tune")
 
 out = Console()
 err = Console(stderr=True)
@@ -317,6 +319,36 @@ def eval_retrieval(
     for mode, values in result["results"].items():
         table.add_row(mode, *(f"{values[m]:.4f}" for m in metrics))
     out.print(table)
+
+
+@tune_app.command("generator")
+def tune_generator(
+    data: Annotated[Path, typer.Option(help="Training JSONL: chat, alpaca or prompt/completion lines.")],
+    val: Annotated[
+        Path | None, typer.Option(help="Validation JSONL (default: hold out tune.generator.val_fraction).")
+    ] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs (default from config).")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after N optimizer steps (overrides --epochs).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Adapter name under .ragtune/adapters/.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """LoRA supervised fine-tuning (PEFT + TRL); the adapter serves `ask --strategy finetuned`."""
+    report = _open().tune_generator(
+        data, val=val, epochs=epochs, max_steps=max_steps, name=name, resume=resume, show_progress=not as_json
+    )
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    val_text = f"{report.val_loss:.3f}" if report.val_loss is not None else "-"
+    out.print(
+        f"adapter {report.adapter}: {report.steps} steps in {report.seconds:.0f}s "
+        f"({report.tokens_per_s:.0f} tokens/s) · train loss {report.train_loss:.3f} · val loss {val_text}"
+    )
 
 
 def main() -> None:

@@ -87,11 +87,34 @@ class AnswerConfig(_Section):
         "models); inline: numbered passages, the model writes [n] itself (capable models).",
     )
     min_relevance: float = Field(
-        0.3,
+        0.35,
         ge=-1.0,
         le=1.0,
         description="Below this cosine similarity of the best passage, RAG says it does not know.",
     )
+
+
+class GeneratorTuneConfig(_Section):
+    base_model: str = Field(
+        "builtin:smollm2-135m-instruct",
+        description="A local transformers folder, or a packaged model dequantised once from its GGUF.",
+    )
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    learning_rate: float = Field(2e-4, gt=0)
+    batch_size: int = Field(4, ge=1)
+    epochs: float = Field(3.0, gt=0)
+    max_length: int = Field(512, ge=32, description="Longest example in tokens; longer ones are cut.")
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Held out when no --val file is given.")
+    save_steps: int = Field(20, ge=1, description="Checkpoint every N steps (for --resume).")
+    seed: int = 0
+
+
+class TuneConfig(_Section):
+    generator: GeneratorTuneConfig = Field(default_factory=GeneratorTuneConfig)
+    adapter: str = Field("", description="Adapter used by finetuned/hybrid; empty means the newest one.")
 
 
 class UserConfig(_Section):
@@ -106,6 +129,7 @@ class Config(_Section):
     rerank: RerankConfig = Field(default_factory=RerankConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
     users: dict[str, UserConfig] = Field(
         default_factory=dict, description="Named callers for --as-user, e.g. [users.dana] groups = ['hr']."
     )
@@ -164,7 +188,7 @@ timeout_s = 120
 [answer]
 passages = 3            # retrieved passages in the RAG prompt
 citations = "attached"  # attached (tiny models) | inline (the model writes [n])
-min_relevance = 0.3     # best passage below this cosine -> "I don't know"
+min_relevance = 0.35    # best passage below this cosine -> "I don't know"
 
 # Named callers for `--as-user`:
 # [users.dana]

@@ -27,3 +27,11 @@ class EvalError(RagtuneError):
 
 class GenerateError(RagtuneError):
     """A generator backend could not load its model, reach its endpoint, or finish a generation."""
+
+
+class DataError(RagtuneError):
+    """Training or evaluation data is malformed; the message lists FILE:LINE: reason for each bad line."""
+
+
+class TuneError(RagtuneError):
+    """A tuning run could not start, resume or save."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ragtune.config import CONFIG_FILE, DEFAULT_TOML, Config, load_config
+from ragtune.config import CONFIG_FILE, DEFAULT_TOML, Config, GeneratorConfig, load_config
 from ragtune.errors import ConfigError, RagtuneError, WorkspaceError
 from ragtune.generate import Generator, Message, load_generator, params_from
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder
@@ -30,6 +32,7 @@ from ragtune.ingest.chunking import chunk_document, load_tokenizer
 from ragtune.ingest.sources import FileSource, Source, SqlSource, options_fingerprint
 from ragtune.ingest.sync import IngestReport, sync_source
 from ragtune.strategies import answer_question, get_strategy
+from ragtune.tune.generator import TuneReport, train_generator
 from ragtune.types import Answer, Chunk, Document, Hit
 
 STATE_DIR = ".ragtune"
@@ -237,6 +240,70 @@ class Workspace:
         """The configured chat model, loaded on first use (it is the slow part of start-up)."""
         return load_generator(self.config.generator)
 
+    @property
+    def adapters_dir(self) -> Path:
+        return self.state_dir / "adapters"
+
+    def adapter_dir(self) -> Path | None:
+        """The adapter finetuned/hybrid use: tune.adapter from config, else the newest trained one."""
+        if self.config.tune.adapter:
+            chosen = self.adapters_dir / self.config.tune.adapter
+            if not (chosen / "manifest.json").is_file():
+                raise ConfigError(
+                    f"tune.adapter {self.config.tune.adapter!r}: no trained adapter of that name"
+                )
+            return chosen
+        trained = [p.parent for p in self.adapters_dir.glob("*/manifest.json")]
+        return max(trained, key=lambda p: (p / "manifest.json").stat().st_mtime, default=None)
+
+    @cached_property
+    def tuned_generator(self) -> Generator:
+        """The base model with the LoRA adapter, through the transformers backend."""
+        adapter = self.adapter_dir()
+        if adapter is None:
+            raise RagtuneError(
+                "no tuned generator in this workspace yet: run `ragtune tune generator --data TRAIN.jsonl` "
+                "(or use --strategy rag or base)"
+            )
+        manifest = json.loads((adapter / "manifest.json").read_text())
+        config = GeneratorConfig(
+            backend="transformers",
+            model=manifest["base_model"],
+            context_window=self.config.generator.context_window,
+        )
+        return load_generator(config, adapter=str(adapter / "adapter"))
+
+    def tune_generator(
+        self,
+        data: Path,
+        *,
+        val: Path | None = None,
+        epochs: float | None = None,
+        max_steps: int | None = None,
+        name: str | None = None,
+        resume: bool = False,
+        show_progress: bool = True,
+    ) -> TuneReport:
+        """LoRA-tune the generator on chat/alpaca/prompt-completion JSONL (see ragtune.tune.generator)."""
+        if name is None:
+            newest = self.adapter_dir() if resume else None
+            name = newest.name if newest is not None else time.strftime("generator-%Y%m%d-%H%M%S")
+        run_dir = self.adapters_dir / name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        report = train_generator(
+            data,
+            run_dir,
+            self.config.tune.generator,
+            val=val,
+            epochs=epochs,
+            max_steps=max_steps,
+            resume=resume,
+            console=self.console,
+            show_progress=show_progress,
+        )
+        self.__dict__.pop("tuned_generator", None)
+        return report
+
     def ask(
         self,
         question: str,
@@ -249,18 +316,14 @@ class Workspace:
     ) -> Answer:
         """Answer a question with a strategy; the caller's groups bound what retrieval may use."""
         chosen = get_strategy(strategy)
-        if chosen.tuned:
-            raise RagtuneError(
-                f"strategy {strategy!r} needs a tuned generator and this workspace has none yet; "
-                "use --strategy rag or base"
-            )
+        generator = self.tuned_generator if chosen.tuned else self.generator
         access = self.caller(groups, user)
         if chosen.retrieves:
             self.embedder.load()  # now, so that retrieve_ms measures retrieval, not start-up
         return answer_question(
             question,
             chosen,
-            self.generator,
+            generator,
             params_from(self.config.generator),
             retriever=self.retriever if chosen.retrieves else None,
             access=access,

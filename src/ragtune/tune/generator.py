@@ -1,0 +1,270 @@
+"""LoRA supervised fine-tuning of the generator with PEFT + TRL: read it top to bottom.
+
+data (validated) -> base model (local folder, or the packaged GGUF dequantised once) -> LoRA
+adapter trained on completions only -> adapter + manifest under .ragtune/adapters/NAME/.
+Runs on the CPU here; on a GPU it uses bf16 with no change, and under `accelerate launch` the same
+code runs data-parallel on many GPUs (the HF Trainer inside TRL handles the distribution).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ragtune import __version__
+from ragtune.config import GeneratorTuneConfig
+from ragtune.errors import TuneError
+from ragtune.tune.data import Example, file_hash, load_examples
+
+
+@dataclass
+class TuneReport:
+    adapter: str
+    train_loss: float
+    val_loss: float | None
+    steps: int
+    seconds: float
+    tokens_per_s: float
+    eval_losses: list[float] = field(default_factory=list)
+    resumed_from_step: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def split_validation(
+    examples: list[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """Hold out a seeded share (at least one example when there are at least five)."""
+    if fraction <= 0 or len(examples) < 5:
+        return examples, []
+    shuffled = examples[:]
+    random.Random(seed).shuffle(shuffled)
+    count = max(1, round(len(shuffled) * fraction))
+    return shuffled[count:], shuffled[:count]
+
+
+def model_hash(folder: Path) -> str:
+    """sha256 of the weights, cached next to them (hashing 500 MB each run would be waste)."""
+    import hashlib
+
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        return "unknown"
+    stamp = folder / ".model.safetensors.sha256"
+    if stamp.is_file() and stamp.stat().st_mtime >= weights.stat().st_mtime:
+        return stamp.read_text().strip()
+    digest = hashlib.sha256()
+    with weights.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    with contextlib.suppress(OSError):
+        stamp.write_text(digest.hexdigest())
+    return digest.hexdigest()
+
+
+def _progress_callback(console: Console, show: bool) -> Any:
+    from transformers import TrainerCallback
+
+    class RichProgress(TrainerCallback):
+        """A progress bar with the latest loss and training tokens/s."""
+
+        def __init__(self) -> None:
+            self.progress = Progress(
+                TextColumn("[bold]training"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=console,
+                disable=not show,
+                transient=True,
+            )
+            self.task: Any = None
+            self.started = time.perf_counter()
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.progress.start()
+            self.task = self.progress.add_task(
+                "train", total=state.max_steps, completed=state.global_step, info=""
+            )
+            self.started = time.perf_counter()
+            self.first_tokens = state.num_input_tokens_seen
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.progress.update(self.task, completed=state.global_step)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            logs = logs or {}
+            elapsed = max(time.perf_counter() - self.started, 1e-9)
+            speed = (state.num_input_tokens_seen - self.first_tokens) / elapsed
+            loss = logs.get("loss", logs.get("eval_loss"))
+            if loss is not None:
+                self.progress.update(self.task, info=f"loss {loss:.3f} · {speed:.0f} tokens/s")
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.progress.stop()
+
+    return RichProgress()
+
+
+def train_generator(
+    data: Path,
+    run_dir: Path,
+    config: GeneratorTuneConfig,
+    *,
+    val: Path | None = None,
+    epochs: float | None = None,
+    max_steps: int | None = None,
+    resume: bool = False,
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> TuneReport:
+    """Train a LoRA adapter into run_dir/adapter and write run_dir/manifest.json."""
+    console = console or Console(stderr=True)
+    examples = load_examples(data)
+    if val is not None:
+        train_set, val_set = examples, load_examples(val)
+    else:
+        train_set, val_set = split_validation(examples, config.val_fraction, config.seed)
+    checkpoints = run_dir / "checkpoints"
+    last = _last_checkpoint(checkpoints)
+    if resume and last is None:
+        raise TuneError(f"nothing to resume in {checkpoints}; start without --resume")
+    if not resume and (run_dir / "manifest.json").exists():
+        raise TuneError(f"adapter {run_dir.name!r} already exists; choose another --name or add --resume")
+    if not resume:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import datasets
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from transformers.utils import logging as transformers_logging
+    from trl import SFTConfig, SFTTrainer
+
+    from ragtune.models import hf_model_dir
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    base = hf_model_dir(config.base_model)
+    on_gpu = torch.cuda.is_available()
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.bfloat16 if on_gpu else torch.float32)
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    args = SFTConfig(
+        output_dir=str(checkpoints),
+        num_train_epochs=epochs if epochs is not None else config.epochs,
+        max_steps=max_steps if max_steps is not None else -1,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        eval_strategy="epoch" if val_set else "no",
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        logging_steps=1,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=on_gpu,
+        use_cpu=not on_gpu,
+        report_to="none",
+        disable_tqdm=True,
+        include_num_input_tokens_seen=True,
+        dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list([e.to_record() for e in train_set]),
+        eval_dataset=Dataset.from_list([e.to_record() for e in val_set]) if val_set else None,
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[_progress_callback(console, show_progress)],
+    )
+    trainer.remove_callback(PrinterCallback)  # our progress bar reports; stdout stays clean for --json
+    resumed_from = int(last.name.split("-")[-1]) if resume and last is not None else 0
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(last) if resume and last is not None else None)
+    seconds = time.perf_counter() - started
+    history = trainer.state.log_history
+    eval_losses = [float(h["eval_loss"]) for h in history if "eval_loss" in h]
+    if val_set and not eval_losses:
+        eval_losses = [float(trainer.evaluate()["eval_loss"])]
+    train_losses = [float(h["loss"]) for h in history if "loss" in h]
+    tokens = trainer.state.num_input_tokens_seen
+    report = TuneReport(
+        adapter=str(run_dir / "adapter"),
+        train_loss=round(train_losses[-1] if train_losses else float(result.training_loss), 4),
+        val_loss=round(eval_losses[-1], 4) if eval_losses else None,
+        steps=int(trainer.state.global_step),
+        seconds=round(seconds, 1),
+        tokens_per_s=round(tokens / seconds, 1) if seconds > 0 else 0.0,
+        eval_losses=[round(v, 4) for v in eval_losses],
+        resumed_from_step=resumed_from,
+    )
+    tuned: Any = trainer.model
+    tuned.save_pretrained(str(run_dir / "adapter"))
+    tokenizer.save_pretrained(str(run_dir / "adapter"))
+    manifest = {
+        "name": run_dir.name,
+        "kind": "generator-lora",
+        "base_model": config.base_model,
+        "base_model_dir": str(base),
+        "base_model_sha256": model_hash(base),
+        "data": str(data),
+        "data_sha256": file_hash(data),
+        "val": str(val) if val else None,
+        "val_sha256": file_hash(val) if val else None,
+        "examples": {"train": len(train_set), "val": len(val_set)},
+        "hyperparameters": {
+            **config.model_dump(),
+            "epochs": args.num_train_epochs,
+            "max_steps": args.max_steps,
+        },
+        "metrics": {
+            "train_loss": report.train_loss,
+            "val_loss": report.val_loss,
+            "eval_losses": report.eval_losses,
+        },
+        "steps": report.steps,
+        "seconds": report.seconds,
+        "tokens_per_s": report.tokens_per_s,
+        "device": "cuda" if on_gpu else "cpu",
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "ragtune_version": __version__,
+    }
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return report
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)

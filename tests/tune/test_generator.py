@@ -1,0 +1,120 @@
+"""Real LoRA training runs (a few steps of SmolLM2-135M on the CPU) through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HR, run_cli
+
+TUNE_CONFIG = "\n[tune.generator]\nbatch_size = 2\nmax_length = 192\nsave_steps = 2\n"
+
+
+@pytest.fixture(scope="module")
+def tuned_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("tune") / "ws"
+    run_cli("init", str(ws))
+    with (ws / "ragtune.toml").open("a") as config:
+        config.write(TUNE_CONFIG)
+    run_cli("ingest", str(HR / "docs" / "policies"), cwd=ws)
+    return ws
+
+
+def test_tune_generator_writes_an_adapter_with_its_manifest(tuned_workspace: Path) -> None:
+    report = json.loads(
+        run_cli(
+            "tune",
+            "generator",
+            "--data",
+            str(HR / "style.jsonl"),
+            "--max-steps",
+            "3",
+            "--name",
+            "tone",
+            "--json",
+            cwd=tuned_workspace,
+        ).stdout
+    )
+    assert {"adapter", "train_loss", "val_loss", "steps", "seconds", "tokens_per_s"} <= set(report)
+    assert report["steps"] == 3 and report["tokens_per_s"] > 0 and report["train_loss"] > 0
+    assert report["val_loss"] is not None, "a validation share is held out when no --val is given"
+    adapter = Path(report["adapter"])
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    manifest = json.loads((adapter.parent / "manifest.json").read_text())
+    assert manifest["base_model"] == "builtin:smollm2-135m-instruct"
+    assert len(manifest["base_model_sha256"]) == 64 and len(manifest["data_sha256"]) == 64
+    assert manifest["examples"]["train"] + manifest["examples"]["val"] == 24
+    assert manifest["hyperparameters"]["lora_r"] == 16 and manifest["steps"] == 3
+
+
+def test_finetuned_and_hybrid_strategies_use_the_adapter(tuned_workspace: Path) -> None:
+    if not (tuned_workspace / ".ragtune" / "adapters" / "tone" / "manifest.json").exists():
+        run_cli(
+            "tune",
+            "generator",
+            "--data",
+            str(HR / "style.jsonl"),
+            "--max-steps",
+            "1",
+            "--name",
+            "tone",
+            cwd=tuned_workspace,
+        )
+    question = "How many days of paid annual leave do full-time employees get per year?"
+    finetuned = json.loads(
+        run_cli("ask", question, "--strategy", "finetuned", "--json", cwd=tuned_workspace).stdout
+    )
+    assert finetuned["strategy"] == "finetuned" and finetuned["answer"] and finetuned["passages"] == []
+    hybrid = json.loads(
+        run_cli("ask", question, "--strategy", "hybrid", "--json", cwd=tuned_workspace).stdout
+    )
+    assert hybrid["strategy"] == "hybrid" and hybrid["passages"]
+    assert hybrid["passages"][0]["source"] == "annual-leave.md"
+
+
+def test_bad_training_data_is_reported_by_line_and_nothing_is_trained(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    run_cli("init", str(ws))
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"prompt": "ok", "completion": "fine"}\n{"prompt": "", "completion": "x"}\nnot json\n')
+    result = run_cli("tune", "generator", "--data", str(data), "--name", "bad", cwd=ws, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{data}:2:" in result.stderr and f"{data}:3: not valid JSON" in result.stderr
+    assert not (ws / ".ragtune" / "adapters" / "bad" / "manifest.json").exists()
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    run_cli("init", str(ws))
+    with (ws / "ragtune.toml").open("a") as config:
+        config.write(TUNE_CONFIG)
+    args = ["tune", "generator", "--data", str(HR / "style.jsonl"), "--max-steps", "6", "--name", "long"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ragtune.cli", *args],
+        cwd=ws,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = ws / ".ragtune" / "adapters" / "long" / "checkpoints" / "checkpoint-2"
+    deadline = time.monotonic() + 300
+    while (
+        not (checkpoint / "trainer_state.json").exists()
+        and time.monotonic() < deadline
+        and process.poll() is None
+    ):
+        time.sleep(0.2)
+    assert process.poll() is None, "training ended before it could be interrupted"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (ws / ".ragtune" / "adapters" / "long" / "manifest.json").exists()
+
+    report = json.loads(run_cli(*args, "--resume", "--json", cwd=ws).stdout)
+    assert report["resumed_from_step"] >= 2 and report["steps"] == 6
