@@ -20,7 +20,7 @@ cd "$DEMO"
 step ragtune ingest "$KB"
 step ragtune ingest --sql "sqlite:///$HR/offices.sqlite" --query "SELECT * FROM offices" --id-column id
 step ragtune ingest "$KB"
-step ragtune search "Who manages the Lisbon office?" -k 2
+step ragtune search "Lisbon office manager and address" -k 2
 step ragtune search "salary band for a senior engineer" -k 2
 step ragtune search "salary band for a senior engineer" -k 2 --as-user dana
 

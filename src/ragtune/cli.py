@@ -208,11 +208,7 @@ def ask(
 ) -> None:
     """Answer a question with citations and timings."""
     ws = _open()
-    printer = (
-        (lambda piece: out.print(piece, end="", highlight=False, markup=False))
-        if stream and not as_json
-        else None
-    )
+    printer = StreamPrinter() if stream and not as_json else None
     answer = ws.ask(
         question, strategy=strategy, groups=_split(groups) or None, user=as_user, on_token=printer
     )
@@ -220,10 +216,29 @@ def ask(
         _print_json(answer.to_dict())
         return
     if printer is not None:
-        out.print()
+        printer.finish(answer)
     else:
         out.print(answer.answer, highlight=False, markup=False)
     _print_sources(answer)
+
+
+class StreamPrinter:
+    """Prints tokens as they come; at the end, what the stream did not show (attached [n] markers)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+
+    def __call__(self, piece: str) -> None:
+        self.pieces.append(piece)
+        out.print(piece, end="", highlight=False, markup=False)
+
+    def finish(self, answer: Answer) -> None:
+        shown = "".join(self.pieces).strip()
+        out.print(
+            answer.answer[len(shown) :] if answer.answer.startswith(shown) else "",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _print_sources(answer: Answer) -> None:
@@ -264,15 +279,16 @@ def chat(
         if not question:
             break
         out.print("ragtune> ", end="")
+        printer = StreamPrinter()
         answer = ws.ask(
             question,
             strategy=strategy,
             groups=_split(groups) or None,
             user=as_user,
             history=history[-6:],
-            on_token=lambda piece: out.print(piece, end="", highlight=False, markup=False),
+            on_token=printer,
         )
-        out.print()
+        printer.finish(answer)
         _print_sources(answer)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
