@@ -60,7 +60,7 @@ def test_bad_questions_and_strategies_are_one_line_errors(hr_cli_workspace: Path
     for args, message in (
         (["  "], "empty question"),
         (["hi", "--strategy", "magic"], "unknown strategy"),
-        (["hi", "--strategy", "finetuned"], "needs a tuned generator"),
+        (["hi", "--strategy", "finetuned"], "no tuned generator in this workspace yet"),
     ):
         result = run_cli("ask", *args, cwd=hr_cli_workspace, check=False)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
