@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ragtune.errors import RagtuneError
 from ragtune.generate import Message
-from ragtune.index.retriever import MODES
+from ragtune.index.retriever import MODES, check_mode
 from ragtune.types import Answer
 from ragtune.workspace import Workspace
 
@@ -161,8 +161,6 @@ def search(
 ) -> None:
     """Search the index. Without --groups/--as-user only documents without groups are visible."""
     ws = _open()
-    if mode is not None and mode not in MODES:
-        raise RagtuneError(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
     hits = ws.search(
         query,
         k=k,
@@ -316,10 +314,7 @@ def eval_retrieval(
     """nDCG@10, Recall@10/100 and MRR@10 of each retrieval mode on a BEIR-format dataset."""
     from ragtune.evaluate.retrieval import evaluate_beir
 
-    mode_list = _split(modes)
-    for mode in mode_list:
-        if mode not in MODES:
-            raise RagtuneError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    mode_list = [check_mode(mode) for mode in _split(modes)]  # before indexing, not after
     workspace = state["workspace"]
     result = evaluate_beir(
         beir_dir, modes=mode_list, split=split, workspace=workspace, show_progress=not as_json

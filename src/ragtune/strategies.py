@@ -90,7 +90,7 @@ def answer_question(
             strategy.name,
             passages=hits,
             refused=True,
-            timings={"retrieve_ms": retrieve_ms, "ttft_ms": 0.0, "generate_ms": 0.0, "tokens_per_s": 0.0},
+            timings=_timings(retrieve_ms, None),
             debug=debug,
         )
 
@@ -116,13 +116,14 @@ def answer_question(
     )
 
 
-def _timings(retrieve_ms: float, generation: Generation) -> dict[str, float]:
+def _timings(retrieve_ms: float, generation: Generation | None) -> dict[str, float]:
+    """The same keys for every answer; zeros when nothing was generated."""
     return {
         "retrieve_ms": retrieve_ms,
-        "ttft_ms": generation.ttft_ms,
-        "generate_ms": generation.generate_ms,
-        "tokens_per_s": generation.tokens_per_s,
-        "completion_tokens": generation.completion_tokens,
+        "ttft_ms": generation.ttft_ms if generation else 0.0,
+        "generate_ms": generation.generate_ms if generation else 0.0,
+        "tokens_per_s": generation.tokens_per_s if generation else 0.0,
+        "completion_tokens": generation.completion_tokens if generation else 0,
     }
 
 

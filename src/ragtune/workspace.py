@@ -26,7 +26,7 @@ from ragtune.generate import Generator, Message, load_generator, params_from
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder
 from ragtune.index.local_store import LocalStore
 from ragtune.index.rerank import CrossEncoderReranker
-from ragtune.index.retriever import Mode, Retriever
+from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.ingest.chunking import chunk_document, load_tokenizer
 from ragtune.ingest.sources import FileSource, Source, SqlSource, options_fingerprint
@@ -177,7 +177,7 @@ class Workspace:
                 fingerprint=self._fingerprint(groups, meta),
             )
             report = self.sync(source, prune=prune and path.is_dir(), show_progress=show_progress)
-            _accumulate(total, report)
+            total.add(report)
         return total
 
     def ingest_sql(
@@ -227,7 +227,7 @@ class Workspace:
         query: str,
         *,
         k: int | None = None,
-        mode: Mode | None = None,
+        mode: str | None = None,
         groups: Sequence[str] | None = None,
         user: str | None = None,
         filters: dict[str, str] | None = None,
@@ -341,14 +341,3 @@ class Workspace:
         for name in ("store", "embedding_cache"):
             if name in self.__dict__:
                 self.__dict__[name].close()
-
-
-def _accumulate(total: IngestReport, report: IngestReport) -> None:
-    total.added += report.added
-    total.updated += report.updated
-    total.deleted += report.deleted
-    total.unchanged += report.unchanged
-    total.failed.extend(report.failed)
-    total.chunks_embedded += report.chunks_embedded
-    total.chunks_written += report.chunks_written
-    total.seconds = round(total.seconds + report.seconds, 3)

@@ -133,7 +133,7 @@ def evaluate_beir(
                     hits = retriever.retrieve(
                         queries[query_id],
                         k=200,
-                        mode=mode,  # type: ignore[arg-type]
+                        mode=mode,
                         access=Access(),
                         query_vector=vectors[position] if vectors is not None else None,
                     )

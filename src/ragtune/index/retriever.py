@@ -18,6 +18,12 @@ Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
 
 
+def check_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise RagtuneError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+    return mode
+
+
 class Retriever:
     def __init__(
         self,
@@ -35,16 +41,14 @@ class Retriever:
         self,
         query: str,
         k: int | None = None,
-        mode: Mode | None = None,
+        mode: str | None = None,
         access: Access | None = None,
         query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
         """Top-k chunks the caller may read; `query_vector` skips embedding when it is precomputed."""
         k = k or self.config.k
-        mode = mode or self.config.mode
+        mode = check_mode(mode or self.config.mode)
         access = access or Access()
-        if mode not in MODES:
-            raise RagtuneError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
         if not query.strip():
             raise RagtuneError("empty query: give some words to search for")
         depth = max(k, self.config.candidates)

@@ -37,6 +37,17 @@ class IngestReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def add(self, other: IngestReport) -> None:
+        """Fold another source's report into this one (one ingest run over several paths)."""
+        self.added += other.added
+        self.updated += other.updated
+        self.deleted += other.deleted
+        self.unchanged += other.unchanged
+        self.failed.extend(other.failed)
+        self.chunks_embedded += other.chunks_embedded
+        self.chunks_written += other.chunks_written
+        self.seconds = round(self.seconds + other.seconds, 3)
+
     @property
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.deleted)
@@ -105,11 +116,10 @@ def sync_source(
 
         for item in items:
             progress.advance(files_task)
+            seen.add(item.source)  # a failed item is seen too: its previous version is kept, not pruned
             if isinstance(item, Failure):
-                seen.add(item.source)
                 fail(item.source, item.error)
                 continue
-            seen.add(item.source)
             if known.get(item.source) == item.content_hash:
                 report.unchanged += 1
                 continue
