@@ -25,4 +25,17 @@ if [ ! -f "$STAMP" ]; then
   "$PY" -m pip install --quiet --find-links "$WHEELS" -e "$ROOT${EXTRAS:+[$EXTRAS]}"
   touch "$STAMP"
 fi
+# `ragtune export --format gguf` runs llama.cpp's own converter, which only the sdist carries.
+CONVERTER="$HOME/.cache/ragtune/llama.cpp/0.3.36"
+if [ ! -f "$CONVERTER/convert_hf_to_gguf.py" ]; then
+  echo "unpacking llama.cpp's GGUF converter into $CONVERTER"
+  SDIST="$(mktemp -d)"
+  "$PY" -m pip download --quiet --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d "$SDIST"
+  mkdir -p "$CONVERTER"
+  tar -xzf "$SDIST"/llama_cpp_python-0.3.36.tar.gz -C "$CONVERTER" --strip-components=3 \
+    llama_cpp_python-0.3.36/vendor/llama.cpp/convert_hf_to_gguf.py \
+    llama_cpp_python-0.3.36/vendor/llama.cpp/conversion \
+    llama_cpp_python-0.3.36/vendor/llama.cpp/gguf-py
+  rm -rf "$SDIST"
+fi
 export PATH="$VENV/bin:$PATH"

@@ -14,6 +14,7 @@ from rich.table import Table
 from ragtune.errors import RagtuneError
 from ragtune.generate import Message
 from ragtune.index.retriever import MODES, check_mode
+from ragtune.tune.generator import TuneReport
 from ragtune.types import Answer
 from ragtune.workspace import Workspace
 
@@ -332,6 +333,61 @@ def eval_retrieval(
     out.print(table)
 
 
+@app.command()
+def export(
+    adapter: Annotated[str, typer.Argument(help="Adapter name under .ragtune/adapters/.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="safetensors | gguf (gguf also writes safetensors).")
+    ] = "gguf",
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Folder (default: the adapter's export/).")
+    ] = None,
+    quant: Annotated[
+        str, typer.Option(help="GGUF type: f16, bf16, q8_0, q4_k_m, q5_k_m, q6_k, q4_0.")
+    ] = "q8_0",
+    as_json: JsonOption = False,
+) -> None:
+    """Merge a tuned adapter into its base model; GGUF makes finetuned/hybrid run on llama.cpp."""
+    report = _open().export(adapter, fmt, output, quant)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    out.print(f"merged model (safetensors): {report.safetensors}")
+    if report.gguf:
+        out.print(f"GGUF ({report.quant}, {report.bytes['gguf'] / 1e6:.0f} MB): {report.gguf}")
+        out.print("[dim]finetuned/hybrid answers now run this file through llama.cpp[/dim]")
+    out.print(f"[dim]{report.seconds:.0f}s[/dim]")
+
+
+@app.command()
+def synth(
+    n: Annotated[int | None, typer.Option("--n", help="Pairs to keep (default synth.n).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Question file to write (default synth/questions.jsonl).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Question-answer pairs from the indexed chunks: a question file and chat training data."""
+    report = _open().synth(n=n, out=output, show_progress=not as_json)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    dropped = ", ".join(f"{count} {reason}" for reason, count in sorted(report.rejected.items())) or "none"
+    out.print(
+        f"{report.questions} questions from {report.chunks_used} chunks in {report.seconds:.0f}s "
+        f"({report.train} train, {report.val} val) -> {report.out}"
+    )
+    out.print(f"chat data: {report.train_chat}, {report.val_chat}")
+    out.print(f"dropped: {dropped}")
+    if report.skipped_restricted_chunks:
+        out.print(
+            f"[dim]{report.skipped_restricted_chunks} chunks with access groups were left out "
+            "(set synth.include_restricted = true to use them)[/dim]"
+        )
+    for note in report.notes:
+        out.print(f"[yellow]{note}[/yellow]")
+
+
 @tune_app.command("generator")
 def tune_generator(
     data: Annotated[Path, typer.Option(help="Training JSONL: chat, alpaca or prompt/completion lines.")],
@@ -355,11 +411,82 @@ def tune_generator(
     if as_json:
         _print_json(report.to_dict())
         return
+    _print_tune_report(report)
+
+
+def _print_tune_report(report: TuneReport) -> None:
     val_text = f"{report.val_loss:.3f}" if report.val_loss is not None else "-"
     out.print(
         f"adapter {report.adapter}: {report.steps} steps in {report.seconds:.0f}s "
         f"({report.tokens_per_s:.0f} tokens/s) · train loss {report.train_loss:.3f} · val loss {val_text}"
     )
+
+
+@tune_app.command("raft")
+def tune_raft(
+    data: Annotated[
+        Path | None, typer.Option(help="Question file with answers and gold_doc (default: synthesise one).")
+    ] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs (default from config).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
+    name: Annotated[str | None, typer.Option(help="Adapter name under .ragtune/adapters/.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """RAFT: train the generator to answer from retrieved passages (oracle + distractors), citing them."""
+    report, built = _open().tune_raft(
+        data, epochs=epochs, max_steps=max_steps, name=name, resume=resume, show_progress=not as_json
+    )
+    if as_json:
+        _print_json(
+            {
+                **report.to_dict(),
+                "examples": len(built.examples),
+                "with_oracle": built.with_oracle,
+                "without_oracle": built.without_oracle,
+                "skipped": built.skipped,
+            }
+        )
+        return
+    skipped = ", ".join(f"{n} {why}" for why, n in built.skipped.items()) or "none"
+    out.print(
+        f"{len(built.examples)} RAFT examples ({built.with_oracle} with the gold passage, "
+        f"{built.without_oracle} without: the answer is a refusal) · skipped: {skipped}"
+    )
+    _print_tune_report(report)
+    out.print("[dim]`ragtune ask --strategy hybrid` now uses this adapter[/dim]")
+
+
+@tune_app.command("retriever")
+def tune_retriever(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Pairs JSONL ({query, positive}) or a synth question file (default: synthesise)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Model name under .ragtune/embedders/.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs (default tune.retriever.epochs).")] = None,
+    switch: Annotated[
+        bool, typer.Option("--switch/--no-switch", help="Re-embed the index with the tuned model and use it.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Fine-tune the embedder (MultipleNegativesRankingLoss, hard negatives from the index)."""
+    report = _open().tune_retriever(data, name=name, switch=switch, epochs=epochs, show_progress=not as_json)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    out.print(f"embedder {report.model}: {report.steps} steps in {report.seconds:.0f}s")
+    if report.before:
+        out.print(f"held-out dense retrieval ({report.pairs['val']} queries):")
+        for key in report.before:
+            out.print(f"  {key:<10} {report.before[key]:.3f} -> {report.after[key]:.3f}")
+    if report.switched:
+        out.print(
+            f"index re-embedded ({report.reembedded_chunks} chunks, {report.reembed_seconds:.0f}s) "
+            "and switched to the tuned embedder"
+        )
+    for note in report.notes:
+        out.print(f"[yellow]{note}[/yellow]")
 
 
 def main() -> None:

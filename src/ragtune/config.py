@@ -112,9 +112,40 @@ class GeneratorTuneConfig(_Section):
     seed: int = 0
 
 
+class RetrieverTuneConfig(_Section):
+    learning_rate: float = Field(3e-5, gt=0)
+    batch_size: int = Field(16, ge=2, description="In-batch negatives: bigger is harder, and better.")
+    epochs: float = Field(2.0, gt=0)
+    hard_negatives: bool = Field(True, description="Mine one hard negative per pair from the current index.")
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Chunks held out to measure before/after.")
+    seed: int = 0
+
+
+class RaftConfig(_Section):
+    distractors: int = Field(2, ge=0, le=10, description="Retrieved non-gold passages per example.")
+    oracle_share: float = Field(
+        0.8, ge=0.0, le=1.0, description="Share of examples that include the gold passage (RAFT's P)."
+    )
+    seed: int = 0
+
+
 class TuneConfig(_Section):
     generator: GeneratorTuneConfig = Field(default_factory=GeneratorTuneConfig)
-    adapter: str = Field("", description="Adapter used by finetuned/hybrid; empty means the newest one.")
+    retriever: RetrieverTuneConfig = Field(default_factory=RetrieverTuneConfig)
+    raft: RaftConfig = Field(default_factory=RaftConfig)
+    adapter: str = Field("", description="Adapter for `finetuned`; empty: the newest non-RAFT adapter.")
+    hybrid_adapter: str = Field(
+        "", description="Adapter for `hybrid`; empty: the newest RAFT adapter, else any."
+    )
+
+
+class SynthConfig(_Section):
+    n: int = Field(200, ge=1, description="Question-answer pairs to keep.")
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of source chunks held out.")
+    include_restricted: bool = Field(
+        False, description="Also use chunks with groups: their text would end up in training data."
+    )
+    seed: int = 0
 
 
 class UserConfig(_Section):
@@ -130,6 +161,7 @@ class Config(_Section):
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    synth: SynthConfig = Field(default_factory=SynthConfig)
     users: dict[str, UserConfig] = Field(
         default_factory=dict, description="Named callers for --as-user, e.g. [users.dana] groups = ['hr']."
     )

@@ -70,7 +70,7 @@ def answer_question(
             strategy.name,
             refused=is_refusal(generation.text),
             timings=_timings(0.0, generation),
-            debug={"notes": generation.notes},
+            debug={"notes": generation.notes, "generator": generator.name},
         )
     if retriever is None:
         raise RagtuneError(f"strategy {strategy.name!r} needs an index; ingest documents first")
@@ -80,7 +80,11 @@ def answer_question(
     retrieve_ms = round((time.perf_counter() - started) * 1000, 1)
     dense = [h.scores["dense"] for h in hits if "dense" in h.scores]
     relevance = max(dense, default=float("-inf"))
-    debug: dict[str, object] = {"best_relevance": round(relevance, 4), "min_relevance": min_relevance}
+    debug: dict[str, object] = {
+        "best_relevance": round(relevance, 4),
+        "min_relevance": min_relevance,
+        "generator": generator.name,
+    }
     if not hits or (dense and relevance < min_relevance):
         if on_token is not None:
             on_token(REFUSAL)

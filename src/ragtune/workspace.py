@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
@@ -21,7 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from ragtune.config import CONFIG_FILE, DEFAULT_TOML, Config, GeneratorConfig, load_config
-from ragtune.errors import ConfigError, RagtuneError, WorkspaceError
+from ragtune.errors import ConfigError, DataError, RagtuneError, WorkspaceError
 from ragtune.generate import Generator, Message, load_generator, params_from
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder
 from ragtune.index.local_store import LocalStore
@@ -32,10 +33,18 @@ from ragtune.ingest.chunking import chunk_document, load_tokenizer
 from ragtune.ingest.sources import FileSource, Source, SqlSource, options_fingerprint
 from ragtune.ingest.sync import IngestReport, sync_source
 from ragtune.strategies import answer_question, get_strategy
+from ragtune.tune.export import ExportReport, export_adapter
 from ragtune.tune.generator import TuneReport, train_generator
+from ragtune.tune.raft import RaftBuild, build_raft, read_questions
+from ragtune.tune.retriever import ACTIVE_FILE, RetrieverTuneReport, reembed_index, train_retriever
+from ragtune.tune.synth import SynthReport, synthesize
 from ragtune.types import Answer, Chunk, Document, Hit
 
 STATE_DIR = ".ragtune"
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    return dict(json.loads((folder / "manifest.json").read_text()))
 
 
 def find_workspace(start: Path) -> Path | None:
@@ -54,6 +63,7 @@ class Workspace:
         self.state_dir = root / STATE_DIR
         self.state_dir.mkdir(exist_ok=True)
         self.console = Console(stderr=True)
+        self._tuned: dict[Path, Generator] = {}
 
     @classmethod
     def init(cls, directory: Path | str = ".") -> Workspace:
@@ -85,14 +95,88 @@ class Workspace:
             )
         return cls(root, load_config(root / CONFIG_FILE))
 
+    def active(self) -> dict[str, str]:
+        """The tuned embedder and its index, once `tune retriever` has switched to them (else {})."""
+        path = self.state_dir / ACTIVE_FILE
+        if not path.is_file():
+            return {}
+        try:
+            active = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise WorkspaceError(
+                f"{path}: damaged ({exc.msg}); delete it to return to the base embedder"
+            ) from exc
+        return {"embedder": str(active["embedder"]), "index": str(active["index"])}
+
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:
         cfg = self.config.embedder
-        return SentenceTransformerEmbedder(cfg.model, batch_size=cfg.batch_size, device=cfg.device)
+        model = self.active().get("embedder", cfg.model)
+        return SentenceTransformerEmbedder(model, batch_size=cfg.batch_size, device=cfg.device)
 
     @cached_property
     def store(self) -> LocalStore:
-        return LocalStore(self.state_dir / "index", dim=self.embedder.dim, model=self.embedder.name)
+        folder = self.state_dir / self.active().get("index", "index")
+        return LocalStore(folder, dim=self.embedder.dim, model=self.embedder.name)
+
+    def training_access(self) -> Access:
+        """What training data may be built from: public chunks only, unless synth.include_restricted.
+
+        A tuned model answers everyone, so text from a restricted document must not reach its weights.
+        """
+        return self.everyone() if self.config.synth.include_restricted else Access()
+
+    def everyone(self) -> Access:
+        """An access reading every group in the index: for internal jobs (synth, mining), never callers."""
+        return Access(
+            frozenset(g for doc in self.store.documents(Access()) for g in doc.groups)
+            | frozenset(g for chunk in self.store.all_chunks(None) for g in chunk.groups)
+        )
+
+    def switch_embedder(self, embedder: SentenceTransformerEmbedder, name: str) -> tuple[str, int]:
+        """Re-embed the whole index into a new folder, then point the workspace at it in one rename.
+
+        Searches keep using the old index until the pointer file is replaced; ingests wait (lock).
+        """
+        with self._ingest_lock():
+            folder = f"index-{name}"
+            temp = self.state_dir / f".{folder}.tmp"
+            count = reembed_index(self.store.directory / "index.sqlite", temp, embedder, self.embedding_cache)
+            LocalStore(temp, dim=embedder.dim, model=embedder.name).refresh()
+            shutil.rmtree(self.state_dir / folder, ignore_errors=True)
+            os.replace(temp, self.state_dir / folder)
+            pointer = self.state_dir / f".{ACTIVE_FILE}.tmp"
+            pointer.write_text(json.dumps({"embedder": str(Path(embedder.path).resolve()), "index": folder}))
+            os.replace(pointer, self.state_dir / ACTIVE_FILE)
+        if "store" in self.__dict__:
+            self.store.close()
+        for cached in ("embedder", "store", "retriever", "_tokenizer"):
+            self.__dict__.pop(cached, None)
+        return folder, count
+
+    def tune_retriever(
+        self,
+        data: Path | None = None,
+        *,
+        name: str | None = None,
+        switch: bool = True,
+        epochs: float | None = None,
+        show_progress: bool = True,
+    ) -> RetrieverTuneReport:
+        """Fine-tune the embedder on (query, passage) pairs; synthesises them when none are given."""
+        if data is None:
+            data = self.root / "synth" / "questions.jsonl"
+            if not data.is_file():
+                self.synth(out=data, show_progress=show_progress)
+        return train_retriever(
+            self,
+            data,
+            name=name,
+            switch=switch,
+            epochs=epochs,
+            show_progress=show_progress,
+            console=self.console,
+        )
 
     @cached_property
     def embedding_cache(self) -> EmbeddingCache:
@@ -244,34 +328,50 @@ class Workspace:
     def adapters_dir(self) -> Path:
         return self.state_dir / "adapters"
 
-    def adapter_dir(self) -> Path | None:
-        """The adapter finetuned/hybrid use: tune.adapter from config, else the newest trained one."""
-        if self.config.tune.adapter:
-            chosen = self.adapters_dir / self.config.tune.adapter
+    def adapter_dir(self, strategy: str = "finetuned") -> Path | None:
+        """The adapter a tuned strategy uses: the one named in config, else the newest fitting one.
+
+        `hybrid` prefers a RAFT adapter (trained on its prompt format); `finetuned` prefers one that is not.
+        """
+        named = self.config.tune.hybrid_adapter if strategy == "hybrid" else self.config.tune.adapter
+        if named:
+            chosen = self.adapters_dir / named
             if not (chosen / "manifest.json").is_file():
                 raise ConfigError(
-                    f"tune.adapter {self.config.tune.adapter!r}: no trained adapter of that name"
+                    f"adapter {named!r} (from ragtune.toml [tune]): no trained adapter of that name"
                 )
             return chosen
-        trained = [p.parent for p in self.adapters_dir.glob("*/manifest.json")]
-        return max(trained, key=lambda p: (p / "manifest.json").stat().st_mtime, default=None)
+        trained = sorted(
+            (p.parent for p in self.adapters_dir.glob("*/manifest.json")),
+            key=lambda p: (p / "manifest.json").stat().st_mtime,
+        )
+        raft = [p for p in trained if _manifest(p).get("kind") == "raft"]
+        preferred = raft if strategy == "hybrid" else [p for p in trained if p not in raft]
+        candidates = preferred or trained
+        return candidates[-1] if candidates else None
 
-    @cached_property
-    def tuned_generator(self) -> Generator:
-        """The base model with the LoRA adapter, through the transformers backend."""
-        adapter = self.adapter_dir()
+    def tuned_generator(self, strategy: str = "finetuned") -> tuple[Generator, dict[str, Any]]:
+        """The tuned model for a strategy and its manifest: llama.cpp when exported to GGUF, else PEFT."""
+        adapter = self.adapter_dir(strategy)
         if adapter is None:
             raise RagtuneError(
                 "no tuned generator in this workspace yet: run `ragtune tune generator --data TRAIN.jsonl` "
-                "(or use --strategy rag or base)"
+                "or `ragtune tune raft` (or use --strategy rag or base)"
             )
-        manifest = json.loads((adapter / "manifest.json").read_text())
-        config = GeneratorConfig(
-            backend="transformers",
-            model=manifest["base_model"],
-            context_window=self.config.generator.context_window,
-        )
-        return load_generator(config, adapter=str(adapter / "adapter"))
+        manifest = _manifest(adapter)
+        if adapter not in self._tuned:
+            gguf = manifest.get("exports", {}).get("gguf")
+            if gguf and Path(gguf).is_file():
+                config = self.config.generator.model_copy(update={"backend": "llama_cpp", "model": gguf})
+                self._tuned[adapter] = load_generator(config, adapter="")
+            else:
+                config = GeneratorConfig(
+                    backend="transformers",
+                    model=manifest["base_model"],
+                    context_window=self.config.generator.context_window,
+                )
+                self._tuned[adapter] = load_generator(config, adapter=str(adapter / "adapter"))
+        return self._tuned[adapter], manifest
 
     def tune_generator(
         self,
@@ -301,8 +401,66 @@ class Workspace:
             console=self.console,
             show_progress=show_progress,
         )
-        self.__dict__.pop("tuned_generator", None)
+        self._tuned.clear()
         return report
+
+    def tune_raft(
+        self,
+        data: Path | None = None,
+        *,
+        epochs: float | None = None,
+        max_steps: int | None = None,
+        name: str | None = None,
+        resume: bool = False,
+        show_progress: bool = True,
+    ) -> tuple[TuneReport, RaftBuild]:
+        """Build RAFT examples from a question file (default: synthesise one) and LoRA-tune on them."""
+        if data is None:
+            data = self.root / "synth" / "questions.jsonl"
+            if not data.is_file():
+                self.synth(out=data, show_progress=show_progress)
+        name = name or time.strftime("raft-%Y%m%d-%H%M%S")
+        run_dir = self.adapters_dir / name
+        built = build_raft(self, read_questions(data), self.config.tune.raft)
+        if not built.examples:
+            raise DataError(f"{data}: no usable RAFT examples ({built.skipped})")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        examples = run_dir / "raft.jsonl"
+        if not resume:
+            examples.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in built.examples))
+        config = self.config.tune.generator
+        config = config.model_copy(update={"max_length": max(config.max_length, 1024)})  # passages are long
+        report = train_generator(
+            examples,
+            run_dir,
+            config,
+            epochs=epochs,
+            max_steps=max_steps,
+            resume=resume,
+            console=self.console,
+            show_progress=show_progress,
+            manifest_extra={"kind": "raft", "citations": "inline", "questions": str(data)},
+        )
+        self._tuned.clear()
+        return report, built
+
+    def export(
+        self, adapter: str, fmt: str = "gguf", out: Path | None = None, quant: str = "q8_0"
+    ) -> ExportReport:
+        """Merge an adapter into its base (safetensors) and convert it to GGUF for llama.cpp."""
+        run_dir = self.adapters_dir / adapter
+        if not (run_dir / "manifest.json").is_file():
+            known = sorted(p.parent.name for p in self.adapters_dir.glob("*/manifest.json"))
+            raise ConfigError(f"no adapter {adapter!r}; trained adapters: {', '.join(known) or 'none'}")
+        report = export_adapter(run_dir, fmt, out, quant)
+        self._tuned.pop(run_dir, None)  # the next tuned answer uses the export
+        return report
+
+    def synth(
+        self, *, n: int | None = None, out: Path | None = None, show_progress: bool = True
+    ) -> SynthReport:
+        """Question-answer pairs from the indexed chunks (see ragtune.tune.synth)."""
+        return synthesize(self, n=n, out=out, show_progress=show_progress, console=self.console)
 
     def ask(
         self,
@@ -316,7 +474,10 @@ class Workspace:
     ) -> Answer:
         """Answer a question with a strategy; the caller's groups bound what retrieval may use."""
         chosen = get_strategy(strategy)
-        generator = self.tuned_generator if chosen.tuned else self.generator
+        generator, citation_style = self.generator, self.config.answer.citations
+        if chosen.tuned:
+            generator, manifest = self.tuned_generator(chosen.name)
+            citation_style = manifest.get("citations", citation_style)
         access = self.caller(groups, user)
         if chosen.retrieves:
             self.embedder.load()  # now, so that retrieve_ms measures retrieval, not start-up
@@ -331,7 +492,7 @@ class Workspace:
             min_relevance=self.config.answer.min_relevance,
             history=history,
             on_token=on_token,
-            citation_style=self.config.answer.citations,
+            citation_style=citation_style,
         )
 
     def stats(self) -> dict[str, Any]:

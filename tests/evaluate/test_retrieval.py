@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ragtune.errors import EvalError
-from ragtune.evaluate.retrieval import load_beir, score_run
+from ragtune.evaluate.metrics import score_run
+from ragtune.evaluate.retrieval import load_beir
 from tests.conftest import HR, run_cli
 
 

@@ -118,3 +118,65 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
 
     report = json.loads(run_cli(*args, "--resume", "--json", cwd=ws).stdout)
     assert report["resumed_from_step"] >= 2 and report["steps"] == 6
+
+
+def _ensure_tone_adapter(ws: Path) -> None:
+    if not (ws / ".ragtune" / "adapters" / "tone" / "manifest.json").exists():
+        run_cli(
+            "tune",
+            "generator",
+            "--data",
+            str(HR / "style.jsonl"),
+            "--max-steps",
+            "3",
+            "--name",
+            "tone",
+            cwd=ws,
+        )
+
+
+def test_export_merges_the_adapter_and_llama_cpp_serves_the_gguf(tuned_workspace: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from ragtune.generate import GenerationParams, run_generation
+    from ragtune.generate.llama_cpp import LlamaCppGenerator
+    from ragtune.generate.transformers_backend import TransformersGenerator
+    from ragtune.models import hf_model_dir
+
+    _ensure_tone_adapter(tuned_workspace)
+    report = json.loads(run_cli("export", "tone", "--quant", "f16", "--json", cwd=tuned_workspace).stdout)
+    merged = load_file(str(Path(report["safetensors"]) / "model.safetensors"))
+    base = load_file(str(hf_model_dir("builtin:smollm2-135m-instruct") / "model.safetensors"))
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert merged[name].shape == base[name].shape and abs(merged[name] - base[name]).max() > 0, (
+        "LoRA merged in"
+    )
+    assert report["gguf"].endswith("model-f16.gguf") and report["bytes"]["gguf"] > 100e6
+
+    adapter = tuned_workspace / ".ragtune" / "adapters" / "tone" / "adapter"
+    peft = TransformersGenerator("builtin:smollm2-135m-instruct", adapter=str(adapter))
+    gguf = LlamaCppGenerator(report["gguf"])
+    params = GenerationParams(max_tokens=12)
+    for question in ("What is annual leave?", "How do I book a holiday?"):
+        messages = [{"role": "user", "content": question}]
+        assert run_generation(gguf, messages, params).text == run_generation(peft, messages, params).text
+
+    answer = json.loads(
+        run_cli(
+            "ask", "How do I book leave?", "--strategy", "finetuned", "--json", cwd=tuned_workspace
+        ).stdout
+    )
+    assert answer["debug"]["generator"] == report["gguf"], "finetuned runs the export through llama.cpp"
+
+
+def test_gguf_export_without_the_converter_says_how_to_get_it(tuned_workspace: Path) -> None:
+    _ensure_tone_adapter(tuned_workspace)
+    env_var = {"RAGTUNE_LLAMA_CPP": str(tuned_workspace / "no-llama-cpp")}
+    result = run_cli(
+        "export", "tone", "--out", str(tuned_workspace / "out"), cwd=tuned_workspace, check=False, env=env_var
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "convert_hf_to_gguf.py" in result.stderr and "scripts/setup.sh" in result.stderr
+    assert not (tuned_workspace / "out").exists(), "it fails before merging anything"
+    missing = run_cli("export", "nope", cwd=tuned_workspace, check=False)
+    assert missing.returncode == 1 and "no adapter 'nope'; trained adapters: tone" in missing.stderr

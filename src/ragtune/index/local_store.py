@@ -322,28 +322,16 @@ class LocalStore:
             return []
         marks = ",".join("?" * len(chunk_ids))
         rows = self.db.execute(
-            "SELECT chunk_id, doc_id, source, title, text, start, end, heading, page, row, groups, meta"
-            f" FROM chunks WHERE chunk_id IN ({marks})",
-            list(chunk_ids),
-        ).fetchall()
-        by_id = {
-            r[0]: Chunk(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                tuple(json.loads(r[7])),
-                r[8],
-                r[9],
-                json.loads(r[10]),
-                json.loads(r[11]),
-            )
-            for r in rows
-        }
+            f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE chunk_id IN ({marks})", list(chunk_ids)
+        )
+        by_id = {chunk.chunk_id: chunk for chunk in map(_chunk_from_row, rows)}
         return [by_id[c] for c in chunk_ids if c in by_id]
+
+    def all_chunks(self, access: Access | None) -> list[Chunk]:
+        """Every chunk the caller may read (None: every chunk, for internal jobs), in index order."""
+        rows = self.db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks ORDER BY id")
+        chunks = map(_chunk_from_row, rows)
+        return [c for c in chunks if access.may_read(c.groups)] if access is not None else list(chunks)
 
     def documents(self, access: Access) -> list[StoredDocument]:
         rows = self.db.execute(
@@ -370,6 +358,26 @@ class LocalStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+_CHUNK_COLUMNS = "chunk_id, doc_id, source, title, text, start, end, heading, page, row, groups, meta"
+
+
+def _chunk_from_row(r: Sequence[Any]) -> Chunk:
+    return Chunk(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        tuple(json.loads(r[7])),
+        r[8],
+        r[9],
+        json.loads(r[10]),
+        json.loads(r[11]),
+    )
 
 
 def _single_threaded_blas() -> None:

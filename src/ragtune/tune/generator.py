@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ragtune import __version__
 from ragtune.config import GeneratorTuneConfig
 from ragtune.errors import TuneError
 from ragtune.tune.data import Example, file_hash, load_examples
+from ragtune.tune.progress import progress_callback
 
 
 @dataclass
@@ -74,51 +74,6 @@ def model_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _progress_callback(console: Console, show: bool) -> Any:
-    from transformers import TrainerCallback
-
-    class RichProgress(TrainerCallback):
-        """A progress bar with the latest loss and training tokens/s."""
-
-        def __init__(self) -> None:
-            self.progress = Progress(
-                TextColumn("[bold]training"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(),
-                console=console,
-                disable=not show,
-                transient=True,
-            )
-            self.task: Any = None
-            self.started = time.perf_counter()
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.progress.start()
-            self.task = self.progress.add_task(
-                "train", total=state.max_steps, completed=state.global_step, info=""
-            )
-            self.started = time.perf_counter()
-            self.first_tokens = state.num_input_tokens_seen
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.progress.update(self.task, completed=state.global_step)
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-            logs = logs or {}
-            elapsed = max(time.perf_counter() - self.started, 1e-9)
-            speed = (state.num_input_tokens_seen - self.first_tokens) / elapsed
-            loss = logs.get("loss", logs.get("eval_loss"))
-            if loss is not None:
-                self.progress.update(self.task, info=f"loss {loss:.3f} · {speed:.0f} tokens/s")
-
-        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.progress.stop()
-
-    return RichProgress()
-
-
 def train_generator(
     data: Path,
     run_dir: Path,
@@ -130,6 +85,7 @@ def train_generator(
     resume: bool = False,
     console: Console | None = None,
     show_progress: bool = True,
+    manifest_extra: dict[str, Any] | None = None,
 ) -> TuneReport:
     """Train a LoRA adapter into run_dir/adapter and write run_dir/manifest.json."""
     console = console or Console(stderr=True)
@@ -204,7 +160,7 @@ def train_generator(
         eval_dataset=Dataset.from_list([e.to_record() for e in val_set]) if val_set else None,
         processing_class=tokenizer,
         peft_config=lora,
-        callbacks=[_progress_callback(console, show_progress)],
+        callbacks=[progress_callback(console, show_progress)],
     )
     trainer.remove_callback(PrinterCallback)  # our progress bar reports; stdout stays clean for --json
     resumed_from = int(last.name.split("-")[-1]) if resume and last is not None else 0
@@ -257,6 +213,7 @@ def train_generator(
         "device": "cuda" if on_gpu else "cpu",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "ragtune_version": __version__,
+        **(manifest_extra or {}),
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return report

@@ -1,0 +1,132 @@
+"""RAFT data: teach the generator to answer from the passages it is given, and to refuse without them.
+
+Each example is the exact prompt the hybrid strategy sends (numbered passages, inline citations):
+the oracle passage hidden among distractors that retrieval really returns for the question. The
+target quotes the sentence it relies on and cites its number. In a share of examples
+(1 - oracle_share) the oracle is left out; there, unlike the RAFT paper (which still answers, to
+force memorisation), the target is the refusal: an HR assistant must not answer from thin air.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ragtune.config import RaftConfig
+from ragtune.errors import DataError
+from ragtune.generate.prompts import REFUSAL, format_passage, rag_messages
+from ragtune.index.store import Access
+from ragtune.tune.synth import split_sentences
+from ragtune.types import Chunk, Hit
+
+if TYPE_CHECKING:
+    from ragtune.workspace import Workspace
+
+
+@dataclass
+class RaftBuild:
+    examples: list[dict[str, Any]]
+    with_oracle: int
+    without_oracle: int
+    skipped: dict[str, int]
+
+
+def read_questions(path: Path) -> list[dict[str, Any]]:
+    """Question-format JSONL (INTERFACE.md); a bad line is reported as FILE:LINE."""
+    if not path.is_file():
+        raise DataError(f"{path}: not found")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not JSON ({exc.msg})") from exc
+            if (
+                not isinstance(row, dict)
+                or not isinstance(row.get("question"), str)
+                or not row["question"].strip()
+            ):
+                raise DataError(f'{where}: expected an object with a non-empty "question"')
+            answers = row.get("answers", [])
+            if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+                raise DataError(f'{where}: "answers" must be a list of strings')
+            rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no questions")
+    return rows
+
+
+def evidence_sentence(chunk: Chunk, answers: list[str]) -> str | None:
+    """The first sentence of the chunk containing an accepted answer."""
+    for sentence in split_sentences(chunk.text):
+        if any(a.lower() in sentence.lower() for a in answers):
+            return sentence
+    return None
+
+
+def _oracle(ws: Workspace, row: dict[str, Any], allowed: Access) -> Chunk | None:
+    if row.get("chunk_id"):
+        found = ws.store.chunks([str(row["chunk_id"])])
+        if found and allowed.may_read(found[0].groups):
+            return found[0]
+    if row.get("gold_doc"):
+        scoped = Access(allowed.groups, (("source", str(row["gold_doc"])),))
+        for hit in ws.retriever.retrieve(row["question"], k=5, access=scoped):
+            if evidence_sentence(hit.chunk, row.get("answers", [])):
+                return hit.chunk
+    return None
+
+
+def build_raft(ws: Workspace, questions: list[dict[str, Any]], cfg: RaftConfig) -> RaftBuild:
+    """Chat examples in the hybrid strategy's own prompt format."""
+    allowed = ws.training_access()
+    rng = random.Random(cfg.seed)
+    examples: list[dict[str, Any]] = []
+    skipped: Counter[str] = Counter()
+    with_oracle = without_oracle = 0
+    for row in questions:
+        question, answers = row["question"], [a for a in row.get("answers", []) if a.strip()]
+        oracle = _oracle(ws, row, allowed) if answers else None
+        if answers and oracle is None:
+            skipped["no passage holds the answer"] += 1
+            continue
+        quote = row.get("evidence") or (evidence_sentence(oracle, answers) if oracle else None)
+        if oracle is not None and quote is None:
+            skipped["no sentence holds the answer"] += 1
+            continue
+        gold_doc = oracle.doc_id if oracle else None
+        distractors: list[Chunk] = []
+        for hit in ws.retriever.retrieve(question, k=50, access=allowed):  # the best of other documents
+            if hit.chunk.doc_id != gold_doc and all(hit.chunk.doc_id != d.doc_id for d in distractors):
+                distractors.append(hit.chunk)
+        distractors = distractors[: cfg.distractors]
+        keep_oracle = oracle is not None and rng.random() < cfg.oracle_share
+        passages = distractors + ([oracle] if keep_oracle and oracle is not None else [])
+        rng.shuffle(passages)
+        if not passages:
+            skipped["nothing retrieved"] += 1
+            continue
+        texts = [format_passage(n, Hit(c, 0.0), "inline") for n, c in enumerate(passages, start=1)]
+        if keep_oracle and oracle is not None:
+            n = passages.index(oracle) + 1
+            target = f'"{_clean(str(quote))}" [{n}]'
+            with_oracle += 1
+        else:
+            target = REFUSAL
+            without_oracle += 1
+        messages = [*rag_messages(question, texts, style="inline"), {"role": "assistant", "content": target}]
+        examples.append({"messages": messages})
+    return RaftBuild(examples, with_oracle, without_oracle, dict(skipped))
+
+
+def _clean(sentence: str) -> str:
+    return re.sub(r"\s+", " ", sentence).strip().strip('"')

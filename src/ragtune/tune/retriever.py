@@ -1,0 +1,342 @@
+"""Fine-tune the embedder on the domain, measure it, and switch the index to it without downtime.
+
+pairs (given, or synthesised from the index) -> split by chunk -> hard negatives mined from the
+current index -> sentence-transformers with MultipleNegativesRankingLoss -> dense nDCG@10 before and
+after on the held-out pairs -> the whole index re-embedded into a new folder -> one atomic pointer
+switch (.ragtune/active.json). Until that switch the old index answers every search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import sqlite3
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rich.console import Console
+
+from ragtune import __version__
+from ragtune.config import RetrieverTuneConfig
+from ragtune.errors import DataError, TuneError
+from ragtune.evaluate.metrics import score_run
+from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder, embed_with_cache
+from ragtune.index.store import Access
+from ragtune.tune.data import file_hash
+from ragtune.tune.progress import progress_callback
+from ragtune.types import Chunk, index_text
+
+if TYPE_CHECKING:
+    from ragtune.workspace import Workspace
+
+ACTIVE_FILE = "active.json"
+
+
+@dataclass
+class Pair:
+    """A query and the text that answers it; `doc` is the relevance key used for evaluation."""
+
+    query: str
+    positive: str
+    doc: str
+    split: str = "train"
+    negative: str | None = None
+
+
+@dataclass
+class RetrieverTuneReport:
+    model: str
+    pairs: dict[str, int]
+    before: dict[str, float]
+    after: dict[str, float]
+    steps: int
+    seconds: float
+    switched: bool
+    reembedded_chunks: int = 0
+    reembed_seconds: float = 0.0
+    index: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_pairs(path: Path, chunks_by_id: dict[str, Chunk], val_fraction: float, seed: int) -> list[Pair]:
+    """{"query", "positive"[, "negative"]} lines, or question-format lines with a chunk_id (synth output).
+
+    Question lines keep their own split; plain pairs get a seeded validation share.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: not found")
+    pairs: list[Pair] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected an object")
+            if isinstance(row.get("query"), str) and isinstance(row.get("positive"), str):
+                negative = row.get("negative")
+                key = "text:" + hashlib.sha1(row["positive"].encode()).hexdigest()[:16]
+                pairs.append(Pair(row["query"], row["positive"], key, "", negative))
+            elif isinstance(row.get("question"), str) and row.get("chunk_id"):
+                chunk = chunks_by_id.get(str(row["chunk_id"]))
+                if chunk is None:
+                    raise DataError(f"{where}: chunk {row['chunk_id']!r} is not in the index (re-run synth)")
+                pairs.append(Pair(row["question"], chunk.index_text, chunk.doc_id, str(row.get("split", ""))))
+            else:
+                raise DataError(
+                    f'{where}: expected {{"query", "positive"}} or a question line with a chunk_id'
+                )
+    if not pairs:
+        raise DataError(f"{path}: no pairs")
+    unsplit = [p for p in pairs if p.split not in ("train", "val")]
+    random.Random(seed).shuffle(unsplit)
+    held_out = round(len(unsplit) * val_fraction) if len(unsplit) >= 5 else 0
+    for n, pair in enumerate(unsplit):
+        pair.split = "val" if n < held_out else "train"
+    return pairs
+
+
+def dense_metrics(
+    embedder: SentenceTransformerEmbedder,
+    cache: EmbeddingCache,
+    corpus: list[tuple[str, str]],
+    pairs: list[Pair],
+) -> dict[str, float]:
+    """Document-level nDCG@10 / Recall@10 / MRR@10 of dense search over `corpus` [(doc key, text)]."""
+    if not pairs:
+        return {}
+    vectors, _ = embed_with_cache(embedder, cache, [text for _, text in corpus])
+    queries = embedder.embed([p.query for p in pairs])
+    scores = queries @ vectors.T
+    ranked: dict[str, list[str]] = {}
+    for n, row in enumerate(scores):
+        docs: list[str] = []
+        for i in np.argsort(-row, kind="stable"):
+            if corpus[i][0] not in docs:
+                docs.append(corpus[i][0])
+            if len(docs) == 100:
+                break
+        ranked[str(n)] = docs
+    qrels = {str(n): {p.doc: 1} for n, p in enumerate(pairs)}
+    found = score_run(qrels, ranked)
+    return {key: found[key] for key in ("ndcg@10", "recall@10", "mrr@10")}
+
+
+def mine_hard_negatives(
+    ws: Workspace, pairs: list[Pair], allowed: Access, pool: list[tuple[str, str]], seed: int
+) -> int:
+    """The best-ranked passage of another document, from the current index, for each training pair.
+
+    A pair whose top hits all come from its own document gets a random other passage instead, so
+    every row has a negative (the loss needs the same columns in every row).
+    """
+    mined = 0
+    rng = random.Random(seed)
+    for pair in pairs:
+        if pair.negative is not None:
+            continue
+        for hit in ws.retriever.retrieve(pair.query, k=20, access=allowed):
+            if hit.chunk.doc_id != pair.doc and hit.chunk.index_text != pair.positive:
+                pair.negative = hit.chunk.index_text
+                mined += 1
+                break
+        others = [text for doc, text in pool if doc != pair.doc]
+        if pair.negative is None and others:
+            pair.negative = rng.choice(others)
+    return mined
+
+
+def train_retriever(
+    ws: Workspace,
+    data: Path,
+    *,
+    name: str | None = None,
+    switch: bool = True,
+    epochs: float | None = None,
+    show_progress: bool = True,
+    console: Console | None = None,
+) -> RetrieverTuneReport:
+    """Train into .ragtune/embedders/NAME, report before/after, and (by default) switch the index."""
+    cfg: RetrieverTuneConfig = ws.config.tune.retriever
+    console = console or Console(stderr=True)
+    allowed = ws.training_access()
+    chunks = ws.store.all_chunks(None)
+    if not chunks:
+        raise DataError("the index is empty: ingest documents before `ragtune tune retriever`")
+    pairs = load_pairs(data, {c.chunk_id: c for c in chunks}, cfg.val_fraction, cfg.seed)
+    train = [p for p in pairs if p.split == "train"]
+    val = [p for p in pairs if p.split == "val"]
+    if len(train) < 2:
+        raise DataError(f"{data}: {len(train)} training pairs; at least 2 are needed")
+    name = name or time.strftime("retriever-%Y%m%d-%H%M%S")
+    target = ws.state_dir / "embedders" / name
+    if (target / "manifest.json").exists():
+        raise TuneError(f"embedder {name!r} already exists; choose another --name")
+
+    corpus = [(c.doc_id, c.index_text) for c in chunks]
+    corpus += [(p.doc, p.positive) for p in pairs if p.doc.startswith("text:")]
+    corpus = list(dict.fromkeys(corpus))
+    notes: list[str] = []
+    before = dense_metrics(ws.embedder, ws.embedding_cache, corpus, val)
+    if cfg.hard_negatives:
+        mined = mine_hard_negatives(
+            ws,
+            train,
+            allowed,
+            [(c.doc_id, c.index_text) for c in chunks if allowed.may_read(c.groups)],
+            cfg.seed,
+        )
+        if mined < len(train):
+            notes.append(
+                f"{len(train) - mined} of {len(train)} negatives were random passages, not mined ones"
+            )
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import datasets
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    from transformers import PrinterCallback
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    on_gpu = torch.cuda.is_available()
+    model = SentenceTransformer(
+        str(ws.embedder.path), device="cuda" if on_gpu else "cpu", local_files_only=True
+    )
+    with_negatives = cfg.hard_negatives and all(p.negative for p in train)
+    records = [
+        {"anchor": p.query, "positive": p.positive, **({"negative": p.negative} if with_negatives else {})}
+        for p in train
+    ]
+    temp = target.with_name(f".{name}.tmp")
+    shutil.rmtree(temp, ignore_errors=True)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(temp / "checkpoints"),
+        num_train_epochs=epochs if epochs is not None else cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=0.1,  # a float is a share of the steps
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        save_strategy="no",
+        logging_steps=1,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not on_gpu,
+        bf16=on_gpu,
+        dataloader_num_workers=0,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(records),
+        loss=MultipleNegativesRankingLoss(model),
+        callbacks=[progress_callback(console, show_progress, "tuning retriever")],
+    )
+    trainer.remove_callback(PrinterCallback)
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    shutil.rmtree(temp / "checkpoints", ignore_errors=True)
+    model.save_pretrained(str(temp), create_model_card=False)
+    tuned = SentenceTransformerEmbedder(str(temp), batch_size=ws.config.embedder.batch_size)
+    tuned.name = str(target.resolve())  # the name it will have once moved, so cached vectors carry over
+    tuned._model = model
+    after = dense_metrics(tuned, ws.embedding_cache, corpus, val)
+    manifest = {
+        "name": name,
+        "kind": "retriever",
+        "base_model": ws.embedder.name,
+        "data": str(data),
+        "data_sha256": file_hash(data),
+        "pairs": {"train": len(train), "val": len(val)},
+        "hyperparameters": {**cfg.model_dump(), "epochs": args.num_train_epochs},
+        "metrics": {"before": before, "after": after},
+        "steps": int(trainer.state.global_step),
+        "seconds": round(seconds, 1),
+        "device": "cuda" if on_gpu else "cpu",
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "ragtune_version": __version__,
+    }
+    (temp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temp, target)
+    report = RetrieverTuneReport(
+        model=str(target),
+        pairs={"train": len(train), "val": len(val)},
+        before=before,
+        after=after,
+        steps=int(trainer.state.global_step),
+        seconds=round(seconds, 1),
+        switched=False,
+        notes=notes,
+    )
+    if not val:
+        notes.append("no held-out pairs: before/after could not be measured")
+    if switch:
+        tuned = SentenceTransformerEmbedder(str(target), batch_size=ws.config.embedder.batch_size)
+        tuned._model = model
+        started = time.perf_counter()
+        report.index, report.reembedded_chunks = ws.switch_embedder(tuned, name)
+        report.reembed_seconds = round(time.perf_counter() - started, 1)
+        report.switched = True
+    return report
+
+
+def reembed_index(
+    source_db: Path, target_dir: Path, embedder: SentenceTransformerEmbedder, cache: EmbeddingCache
+) -> int:
+    """Copy the index to `target_dir` with every chunk vector from `embedder`; returns the chunk count.
+
+    Chunks, documents and their hashes are copied as they are (chunking does not depend on the
+    embedder's weights), so later syncs stay incremental.
+    """
+    shutil.rmtree(target_dir, ignore_errors=True)
+    target_dir.mkdir(parents=True)
+    source = sqlite3.connect(source_db)
+    target = sqlite3.connect(target_dir / "index.sqlite")
+    try:
+        source.backup(target)
+        rows = target.execute("SELECT id, title, heading, text FROM chunks ORDER BY id").fetchall()
+        texts = [index_text(r[1], json.loads(r[2]), r[3]) for r in rows]
+        vectors, _ = embed_with_cache(embedder, cache, texts)
+        with target:
+            target.executemany(
+                "UPDATE chunks SET vector = ? WHERE id = ?",
+                [(v.astype(np.float32).tobytes(), r[0]) for r, v in zip(rows, vectors, strict=True)],
+            )
+            target.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [("model", embedder.name), ("dim", str(embedder.dim))],
+            )
+            target.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    finally:
+        source.close()
+        target.close()
+    return len(rows)

@@ -1,0 +1,63 @@
+"""RAFT: examples in the hybrid prompt format with oracle + distractors, then a real short training run."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ragtune.errors import DataError
+from ragtune.generate.prompts import RAG_SYSTEM_INLINE, REFUSAL
+from ragtune.tune.raft import build_raft, read_questions
+from ragtune.workspace import Workspace
+from tests.conftest import run_cli
+
+
+def test_question_files_report_bad_lines(tmp_path: Path) -> None:
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"question": "How many days?", "answers": ["25 days"]}\n{"answers": ["x"]}\n')
+    with pytest.raises(DataError, match=r"q.jsonl:2: expected an object with a non-empty \"question\""):
+        read_questions(bad)
+
+
+def test_raft_examples_hide_the_oracle_among_real_distractors(synth_workspace: tuple[Path, dict]) -> None:
+    ws_root, synth = synth_workspace
+    ws = Workspace.open(ws_root)
+    config = ws.config.tune.raft.model_copy(update={"oracle_share": 0.5, "distractors": 2})
+    built = build_raft(ws, read_questions(Path(synth["out"])), config)
+    assert built.with_oracle >= 2 and built.without_oracle >= 2
+    assert len(built.examples) == built.with_oracle + built.without_oracle
+    for example in built.examples:
+        system, user, assistant = example["messages"]
+        assert system["content"] == RAG_SYSTEM_INLINE, "trained on the prompt hybrid sends"
+        assert "salary-bands" not in user["content"], "restricted text never enters training data"
+        passages = re.split(
+            r"\n\n(?=\[\d+\] )", user["content"].split("\n\nQuestion:")[0].removeprefix("Passages:\n\n")
+        )
+        assert 2 <= len(passages) <= 3
+        if assistant["content"] == REFUSAL:
+            continue
+        quote, n = re.fullmatch(r'"(.+)" \[(\d)\]', assistant["content"]).groups()  # type: ignore[union-attr]
+        assert quote in passages[int(n) - 1], "the answer quotes the passage it cites"
+
+
+def test_tune_raft_trains_an_adapter_that_hybrid_uses(synth_workspace: tuple[Path, dict]) -> None:
+    ws, synth = synth_workspace
+    report = json.loads(
+        run_cli(
+            "tune", "raft", "--data", synth["out"], "--max-steps", "1", "--name", "raft", "--json", cwd=ws
+        ).stdout
+    )
+    assert report["steps"] == 1 and report["examples"] == report["with_oracle"] + report["without_oracle"]
+    manifest = json.loads((ws / ".ragtune" / "adapters" / "raft" / "manifest.json").read_text())
+    assert manifest["kind"] == "raft" and manifest["citations"] == "inline"
+    assert manifest["hyperparameters"]["max_length"] >= 1024, "long enough for three passages"
+    answer = json.loads(
+        run_cli(
+            "ask", "How many days of paid annual leave do we get?", "--strategy", "hybrid", "--json", cwd=ws
+        ).stdout
+    )
+    assert answer["strategy"] == "hybrid" and answer["passages"]
+    assert answer["debug"]["generator"].endswith("+adapter"), answer["debug"]
