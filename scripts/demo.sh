@@ -40,3 +40,14 @@ done_at=$(now)
 python -c "print(f'\n\033[1mfresh answer {$done_at - $start:.1f} s after the edit (re-sync {$synced - $start:.1f} s, start-up included); no retraining\033[0m')"
 
 step ragtune eval retrieval "$HR/beir"
+
+printf '\n\033[1m# RAG, fine-tuning or both? Tune, then measure every strategy on the same questions\033[0m\n'
+sed -i 's/27 days of paid annual leave/25 days of paid annual leave/' "$KB/policies/annual-leave.md"
+step ragtune ingest "$KB"
+step ragtune tune generator --data "$HR/style.jsonl" --max-steps 20 --name tone
+step ragtune export tone
+awk 'NR % 10 == 1' "$HR/questions.jsonl" > "$DEMO/questions-demo.jsonl"   # 14 of the 136 questions
+step ragtune compare --questions "$DEMO/questions-demo.jsonl" --strategies base,rag,finetuned,hybrid \
+  --freshness "$HR/freshness.json" --style "$HR/style.jsonl" --report "$DEMO/report"
+step ragtune advise --facts-change weekly --citations --no-tone --sensitivity restricted
+printf '\nopen %s/report/report.html for the plots and every answer side by side\n' "$DEMO"

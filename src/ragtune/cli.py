@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -487,6 +488,139 @@ def tune_retriever(
         )
     for note in report.notes:
         out.print(f"[yellow]{note}[/yellow]")
+
+
+@app.command()
+def compare(
+    questions: Annotated[
+        Path, typer.Option(help="Question set (JSONL: id, question, answers, gold_doc, category).")
+    ],
+    strategies: Annotated[
+        str, typer.Option(help="Comma-separated: base,rag,finetuned,hybrid.")
+    ] = "base,rag,finetuned,hybrid",
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Report folder (default .ragtune/reports/compare-TIME); rerun to resume."),
+    ] = None,
+    freshness: Annotated[
+        Path | None, typer.Option(help="EDIT.json: file, old, new, question, old_answer, new_answer.")
+    ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            "--retrain", help="Freshness: really regenerate data and retrain the finetuned adapter."
+        ),
+    ] = False,
+    style: Annotated[
+        Path | None, typer.Option(help="Style examples (chat JSONL) to measure tone against.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the same questions through every strategy; write an HTML/Markdown/JSON report; recommend."""
+    result = _open().compare(
+        questions,
+        _split(strategies),
+        report_dir=report,
+        freshness=freshness,
+        retrain=retrain,
+        style=style,
+        show_progress=not as_json,
+    )
+    if as_json:
+        _print_json(result)
+        return
+    from ragtune.evaluate.report import headline_rows
+
+    columns, rows = headline_rows(result)
+    table = Table(title=f"{result['n_questions']} questions · {result['seconds']:.0f}s")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    for note in result["notes"]:
+        out.print(f"[yellow]{note}[/yellow]")
+    _print_recommendation(result["recommendation"])
+    out.print(f"report: {result['report']}")
+
+
+def _print_recommendation(rec: dict[str, Any]) -> None:
+    out.print(f"[bold green]recommendation: {rec['strategy']}[/bold green]")
+    for reason in rec["reasons"]:
+        out.print(f"  · {reason}")
+    for warning in rec["warnings"]:
+        out.print(f"  [yellow]⚠ {warning}[/yellow]")
+
+
+@app.command()
+def advise(
+    report: Annotated[
+        Path | None, typer.Option(help="A compare report folder (default: the latest).")
+    ] = None,
+    facts_change: Annotated[str | None, typer.Option(help="daily | weekly | monthly | rarely")] = None,
+    citations: Annotated[
+        bool | None, typer.Option("--citations/--no-citations", help="Must answers cite sources?")
+    ] = None,
+    tone: Annotated[
+        bool | None, typer.Option("--tone/--no-tone", help="Is a fixed tone/format required?")
+    ] = None,
+    latency_ms: Annotated[float | None, typer.Option(help="p95 latency target in ms.")] = None,
+    budget: Annotated[str | None, typer.Option(help="low | medium | high")] = None,
+    gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="Is a GPU available?")] = None,
+    sensitivity: Annotated[str | None, typer.Option(help="public | internal | restricted")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recommend a strategy from your needs and the latest compare measurements."""
+    ws = _open()
+    given = {
+        "facts_change": facts_change,
+        "citations_required": citations,
+        "tone_required": tone,
+        "latency_target_ms": latency_ms,
+        "budget": budget,
+        "gpu_available": gpu,
+        "data_sensitivity": sensitivity,
+    }
+    needs = {**ws.config.needs.model_dump(), **{k: v for k, v in given.items() if v is not None}}
+    if not as_json and sys.stdin.isatty():
+        needs = _ask_needs(needs)
+    rec, folder = ws.advise(needs, report)
+    if as_json:
+        _print_json({**rec, "report": str(folder)})
+        return
+    _print_recommendation(rec)
+    if rec["needs_unset"]:
+        out.print(f"[dim]not given (treated as no constraint): {', '.join(rec['needs_unset'])}[/dim]")
+    out.print(f"[dim]measurements: {folder}[/dim]")
+
+
+QUESTIONS: dict[str, tuple[str, list[str] | None]] = {
+    "facts_change": (
+        "How often do the facts in your documents change?",
+        ["daily", "weekly", "monthly", "rarely"],
+    ),
+    "citations_required": ("Must every answer cite its sources?", None),
+    "tone_required": ("Must answers follow a fixed tone or format?", None),
+    "latency_target_ms": ("p95 latency target in ms (0: none)", []),
+    "budget": ("Budget for training and serving?", ["low", "medium", "high"]),
+    "gpu_available": ("Is a GPU available for training or serving?", None),
+    "data_sensitivity": ("How sensitive are the documents?", ["public", "internal", "restricted"]),
+}
+
+
+def _ask_needs(needs: dict[str, Any]) -> dict[str, Any]:
+    """Ask, on a terminal, for every need neither a flag nor ragtune.toml [needs] answered."""
+    for key, (question, choices) in QUESTIONS.items():
+        if needs.get(key) not in ("", None):
+            continue
+        if choices is None:
+            needs[key] = typer.confirm(question, default=False)
+        elif choices:
+            needs[key] = typer.prompt(f"{question} ({'/'.join(choices)})", type=click.Choice(choices))
+        else:
+            value = typer.prompt(question, type=float, default=0.0)
+            needs[key] = value or None
+    return needs
 
 
 def main() -> None:

@@ -23,7 +23,8 @@ from rich.console import Console
 
 from ragtune.config import CONFIG_FILE, DEFAULT_TOML, Config, GeneratorConfig, load_config
 from ragtune.errors import ConfigError, DataError, RagtuneError, WorkspaceError
-from ragtune.generate import Generator, Message, load_generator, params_from
+from ragtune.evaluate.questions import read_questions
+from ragtune.generate import GenerationParams, Generator, Message, load_generator, params_from
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder
 from ragtune.index.local_store import LocalStore
 from ragtune.index.rerank import CrossEncoderReranker
@@ -35,7 +36,7 @@ from ragtune.ingest.sync import IngestReport, sync_source
 from ragtune.strategies import answer_question, get_strategy
 from ragtune.tune.export import ExportReport, export_adapter
 from ragtune.tune.generator import TuneReport, train_generator
-from ragtune.tune.raft import RaftBuild, build_raft, read_questions
+from ragtune.tune.raft import RaftBuild, build_raft
 from ragtune.tune.retriever import ACTIVE_FILE, RetrieverTuneReport, reembed_index, train_retriever
 from ragtune.tune.synth import SynthReport, synthesize
 from ragtune.types import Answer, Chunk, Document, Hit
@@ -222,7 +223,7 @@ class Workspace:
     def sync(self, source: Source, *, prune: bool = True, show_progress: bool = True) -> IngestReport:
         """Sync any Source (files, SQL rows, records) into the index."""
         with self._ingest_lock():
-            return sync_source(
+            report = sync_source(
                 source,
                 self.store,
                 self.embedder,
@@ -233,6 +234,18 @@ class Workspace:
                 console=self.console,
                 show_progress=show_progress,
             )
+            if report.changed:  # what building and keeping the index has cost, for compare's cost column
+                entry = {"at": time.time(), "origin": source.origin, **report.to_dict()}
+                with (self.state_dir / "ingest-log.jsonl").open("a") as log:
+                    log.write(json.dumps(entry) + "\n")
+            return report
+
+    def ingest_seconds(self) -> float:
+        """Total seconds spent building and updating the index (from the ingest log)."""
+        log = self.state_dir / "ingest-log.jsonl"
+        if not log.is_file():
+            return 0.0
+        return round(sum(json.loads(line)["seconds"] for line in log.read_text().splitlines() if line), 2)
 
     def ingest(
         self,
@@ -434,7 +447,7 @@ class Workspace:
             examples,
             run_dir,
             config,
-            epochs=epochs,
+            epochs=epochs if epochs is not None else self.config.tune.raft.epochs,
             max_steps=max_steps,
             resume=resume,
             console=self.console,
@@ -456,6 +469,62 @@ class Workspace:
         self._tuned.pop(run_dir, None)  # the next tuned answer uses the export
         return report
 
+    def compare(
+        self,
+        questions: Path,
+        strategies: Sequence[str] = ("base", "rag", "finetuned", "hybrid"),
+        *,
+        report_dir: Path | None = None,
+        freshness: Path | None = None,
+        retrain: bool = False,
+        style: Path | None = None,
+        show_progress: bool = True,
+    ) -> dict[str, Any]:
+        """The same questions through each strategy, a report and a recommendation (see evaluate.compare)."""
+        from ragtune.evaluate.compare import (
+            check_questions_file,
+            default_report_dir,
+            parse_strategies,
+            run_compare,
+        )
+
+        check_questions_file(questions)
+        chosen = parse_strategies(list(strategies))
+        if style is None and self.config.compare.style:
+            style = self.root / self.config.compare.style
+        return run_compare(
+            self,
+            questions,
+            chosen,
+            report_dir or default_report_dir(self),
+            freshness=freshness,
+            retrain=retrain,
+            style=style,
+            show_progress=show_progress,
+            console=self.console,
+        )
+
+    def advise(self, needs: dict[str, Any], report: Path | None = None) -> tuple[dict[str, Any], Path]:
+        """A recommendation from needs and a compare report (default: the latest one)."""
+        from pydantic import ValidationError
+
+        from ragtune.config import NeedsConfig
+        from ragtune.evaluate.advise import recommend
+        from ragtune.evaluate.compare import latest_report
+
+        try:
+            checked = NeedsConfig.model_validate(needs)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"needs: {problems}") from exc
+        folder = report or latest_report(self)
+        if folder is None or not (folder / "report.json").is_file():
+            raise RagtuneError(
+                "no finished compare report to advise from: run `ragtune compare --questions Q.jsonl` first"
+                + (f" ({folder} has no report.json)" if folder else "")
+            )
+        return recommend(json.loads((folder / "report.json").read_text()), checked), folder
+
     def synth(
         self, *, n: int | None = None, out: Path | None = None, show_progress: bool = True
     ) -> SynthReport:
@@ -471,6 +540,7 @@ class Workspace:
         user: str | None = None,
         history: Sequence[Message] = (),
         on_token: Callable[[str], None] | None = None,
+        params: GenerationParams | None = None,
     ) -> Answer:
         """Answer a question with a strategy; the caller's groups bound what retrieval may use."""
         chosen = get_strategy(strategy)
@@ -485,7 +555,7 @@ class Workspace:
             question,
             chosen,
             generator,
-            params_from(self.config.generator),
+            params or params_from(self.config.generator),
             retriever=self.retriever if chosen.retrieves else None,
             access=access,
             passages=self.config.answer.passages,

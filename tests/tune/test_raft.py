@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from ragtune.errors import DataError
+from ragtune.evaluate.questions import read_questions
 from ragtune.generate.prompts import RAG_SYSTEM_INLINE, REFUSAL
-from ragtune.tune.raft import build_raft, read_questions
+from ragtune.tune.raft import build_raft
 from ragtune.workspace import Workspace
 from tests.conftest import run_cli
 

@@ -9,16 +9,13 @@ force memorisation), the target is the refusal: an HR assistant must not answer 
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragtune.config import RaftConfig
-from ragtune.errors import DataError
 from ragtune.generate.prompts import REFUSAL, format_passage, rag_messages
 from ragtune.index.store import Access
 from ragtune.tune.synth import split_sentences
@@ -34,35 +31,6 @@ class RaftBuild:
     with_oracle: int
     without_oracle: int
     skipped: dict[str, int]
-
-
-def read_questions(path: Path) -> list[dict[str, Any]]:
-    """Question-format JSONL (INTERFACE.md); a bad line is reported as FILE:LINE."""
-    if not path.is_file():
-        raise DataError(f"{path}: not found")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not JSON ({exc.msg})") from exc
-            if (
-                not isinstance(row, dict)
-                or not isinstance(row.get("question"), str)
-                or not row["question"].strip()
-            ):
-                raise DataError(f'{where}: expected an object with a non-empty "question"')
-            answers = row.get("answers", [])
-            if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-                raise DataError(f'{where}: "answers" must be a list of strings')
-            rows.append(row)
-    if not rows:
-        raise DataError(f"{path}: no questions")
-    return rows
 
 
 def evidence_sentence(chunk: Chunk, answers: list[str]) -> str | None:
