@@ -28,6 +28,10 @@ app = typer.Typer(
 )
 eval_app = typer.Typer(help="Measure retrieval (and, later, answers) on labelled data.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+users_app = typer.Typer(
+    help="API users: keys for `ragtune serve`, with their access groups.", no_args_is_help=True
+)
+app.add_typer(users_app, name="users")
 tune_app = typer.Typer(help="Fine-tune the generator (LoRA) on your examples.", no_args_is_help=True)
 app.add_typer(tune_app, name="tune")
 
@@ -592,6 +596,48 @@ def advise(
     if rec["needs_unset"]:
         out.print(f"[dim]not given (treated as no constraint): {', '.join(rec['needs_unset'])}[/dim]")
     out.print(f"[dim]measurements: {folder}[/dim]")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    groups: Annotated[str, typer.Option(help="Comma-separated access groups, e.g. hr,staff.")] = "",
+    admin: Annotated[bool, typer.Option("--admin", help="May upload and delete documents.")] = False,
+) -> None:
+    """Create a user (or give an existing one a new key); the key is printed once and stored hashed."""
+    key = _open().users.add(name, _split(groups), admin)
+    out.print(f"API key for {name} (shown once, store it now):")
+    print(key)
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOption = False) -> None:
+    """Users and their groups (never their keys)."""
+    users = _open().users.list()
+    if as_json:
+        _print_json({"users": users})
+        return
+    for user in users:
+        state = "revoked" if user["revoked"] else ("admin" if user["admin"] else "user")
+        out.print(f"{user['name']:<20} {state:<8} {', '.join(user['groups']) or '(no groups)'}")  # type: ignore[arg-type]
+
+
+@users_app.command("revoke")
+def users_revoke(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Revoke a user's key at once."""
+    _open().users.revoke(name)
+    out.print(f"revoked {name}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default serve.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default serve.port, 8000).")] = None,
+) -> None:
+    """The OpenAI-compatible API, the documents API and the web UI (uvicorn)."""
+    from ragtune.serve.server import run_server
+
+    run_server(_open(), host=host, port=port)
 
 
 QUESTIONS: dict[str, tuple[str, list[str] | None]] = {

@@ -175,6 +175,17 @@ class NeedsConfig(_Section):
     data_sensitivity: Literal["", "public", "internal", "restricted"] = ""
 
 
+class ServeConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    anonymous: bool = Field(False, description="Allow requests without a key (only when bound to localhost).")
+    anonymous_groups: list[str] = Field(default_factory=list, description="Groups of the anonymous caller.")
+    queue_size: int = Field(8, ge=0, description="Chat requests waiting per loaded model before 429.")
+    max_request_kb: int = Field(256, ge=1, description="Largest JSON body; larger gets 413.")
+    max_upload_mb: float = Field(20.0, gt=0, description="Largest uploaded document; larger gets 413.")
+    graceful_shutdown_s: float = Field(30.0, ge=0, description="How long in-flight answers may finish.")
+
+
 class UserConfig(_Section):
     groups: list[str] = Field(default_factory=list)
 
@@ -191,6 +202,7 @@ class Config(_Section):
     synth: SynthConfig = Field(default_factory=SynthConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
     needs: NeedsConfig = Field(default_factory=NeedsConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     users: dict[str, UserConfig] = Field(
         default_factory=dict, description="Named callers for --as-user, e.g. [users.dana] groups = ['hr']."
     )

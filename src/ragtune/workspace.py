@@ -33,6 +33,7 @@ from ragtune.index.store import Access
 from ragtune.ingest.chunking import chunk_document, load_tokenizer
 from ragtune.ingest.sources import FileSource, Source, SqlSource, options_fingerprint
 from ragtune.ingest.sync import IngestReport, sync_source
+from ragtune.serve.users import UserStore
 from ragtune.strategies import answer_question, get_strategy
 from ragtune.tune.export import ExportReport, export_adapter
 from ragtune.tune.generator import TuneReport, train_generator
@@ -240,6 +241,12 @@ class Workspace:
                     log.write(json.dumps(entry) + "\n")
             return report
 
+    def delete_document(self, origin: str, source: str) -> None:
+        """Remove one document from the index now (searches stop seeing it at once)."""
+        with self._ingest_lock():
+            self.store.write([], delete_sources=[(origin, source)])
+            self.store.refresh()
+
     def ingest_seconds(self) -> float:
         """Total seconds spent building and updating the index (from the ingest log)."""
         log = self.state_dir / "ingest-log.jsonl"
@@ -307,17 +314,28 @@ class Workspace:
         user: str | None = None,
         filters: dict[str, str] | None = None,
     ) -> Access:
-        """The access of a caller named by groups or by a user from config."""
+        """The access of a caller named by groups, or by a user (`ragtune users add`, or [users] in config)."""
         if groups and user:
             raise RagtuneError("give either groups or a user, not both")
         if user is not None:
-            if user not in self.config.users:
-                known = ", ".join(sorted(self.config.users)) or "none configured"
-                raise ConfigError(
-                    f"unknown user {user!r} (known: {known}); add [users.{user}] to {CONFIG_FILE}"
+            stored = self.users.get(user)
+            if stored is not None:
+                groups = stored.groups
+            elif user in self.config.users:
+                groups = self.config.users[user].groups
+            else:
+                known = sorted(
+                    {str(u["name"]) for u in self.users.list() if not u["revoked"]} | set(self.config.users)
                 )
-            groups = self.config.users[user].groups
+                raise ConfigError(
+                    f"unknown user {user!r} (known: {', '.join(known) or 'none'}); "
+                    f"add one with `ragtune users add {user} --groups ...` or [users.{user}] in {CONFIG_FILE}"
+                )
         return Access.of(groups or (), filters)
+
+    @cached_property
+    def users(self) -> UserStore:
+        return UserStore(self.state_dir / "users.sqlite")
 
     def search(
         self,
@@ -569,6 +587,6 @@ class Workspace:
         return self.store.stats()
 
     def close(self) -> None:
-        for name in ("store", "embedding_cache"):
+        for name in ("store", "embedding_cache", "users"):
             if name in self.__dict__:
                 self.__dict__[name].close()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 
 from ragtune import __version__
 from ragtune.errors import DataError, EvalError, RagtuneError
@@ -34,6 +34,7 @@ from ragtune.evaluate.metrics import (
 )
 from ragtune.evaluate.questions import is_unanswerable, read_questions
 from ragtune.generate import params_from
+from ragtune.progress import progress_bar
 from ragtune.strategies import STRATEGIES, get_strategy
 from ragtune.types import Answer
 
@@ -207,16 +208,7 @@ def run_compare(
     done = {(r["strategy"], r["id"]) for r in records}
     todo = [(s, q) for s in active for q in run.questions if (s, str(q["id"])) not in done]
     consistency_runs = cfg.consistency_questions * cfg.consistency_repeats
-    progress = Progress(
-        TextColumn("[bold]compare"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not show_progress,
-        transient=True,
-    )
+    progress = progress_bar("compare", console, show_progress)
     with progress, run.runs_path.open("a") as sink:
         task = progress.add_task("compare", total=len(todo) + consistency_runs * len(active), info="")
         if records:

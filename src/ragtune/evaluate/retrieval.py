@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from ragtune.evaluate.metrics import score_run
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.ingest.sources import RecordSource
+from ragtune.jsonl import read_objects
 from ragtune.workspace import Workspace, find_workspace
 
 
@@ -29,17 +29,10 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise EvalError(f"{path}: not found (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/)")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or "_id" not in row:
-                raise EvalError(f'{path}:{number}: expected an object with an "_id"')
-            rows.append(row)
+    for where, _, row in read_objects(path, EvalError):
+        if "_id" not in row:
+            raise EvalError(f'{where}: expected an object with an "_id"')
+        rows.append(row)
     return rows
 
 

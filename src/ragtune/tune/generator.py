@@ -24,8 +24,8 @@ from rich.console import Console
 from ragtune import __version__
 from ragtune.config import GeneratorTuneConfig
 from ragtune.errors import TuneError
+from ragtune.progress import progress_callback
 from ragtune.tune.data import Example, file_hash, load_examples
-from ragtune.tune.progress import progress_callback
 
 
 @dataclass

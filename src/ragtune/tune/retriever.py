@@ -29,8 +29,9 @@ from ragtune.errors import DataError, TuneError
 from ragtune.evaluate.metrics import score_run
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder, embed_with_cache
 from ragtune.index.store import Access
+from ragtune.jsonl import read_objects
+from ragtune.progress import progress_callback
 from ragtune.tune.data import file_hash
-from ragtune.tune.progress import progress_callback
 from ragtune.types import Chunk, index_text
 
 if TYPE_CHECKING:
@@ -73,33 +74,19 @@ def load_pairs(path: Path, chunks_by_id: dict[str, Chunk], val_fraction: float, 
 
     Question lines keep their own split; plain pairs get a seeded validation share.
     """
-    if not path.is_file():
-        raise DataError(f"{path}: not found")
     pairs: list[Pair] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected an object")
-            if isinstance(row.get("query"), str) and isinstance(row.get("positive"), str):
-                negative = row.get("negative")
-                key = "text:" + hashlib.sha1(row["positive"].encode()).hexdigest()[:16]
-                pairs.append(Pair(row["query"], row["positive"], key, "", negative))
-            elif isinstance(row.get("question"), str) and row.get("chunk_id"):
-                chunk = chunks_by_id.get(str(row["chunk_id"]))
-                if chunk is None:
-                    raise DataError(f"{where}: chunk {row['chunk_id']!r} is not in the index (re-run synth)")
-                pairs.append(Pair(row["question"], chunk.index_text, chunk.doc_id, str(row.get("split", ""))))
-            else:
-                raise DataError(
-                    f'{where}: expected {{"query", "positive"}} or a question line with a chunk_id'
-                )
+    for where, _, row in read_objects(path):
+        if isinstance(row.get("query"), str) and isinstance(row.get("positive"), str):
+            negative = row.get("negative")
+            key = "text:" + hashlib.sha1(row["positive"].encode()).hexdigest()[:16]
+            pairs.append(Pair(row["query"], row["positive"], key, "", negative))
+        elif isinstance(row.get("question"), str) and row.get("chunk_id"):
+            chunk = chunks_by_id.get(str(row["chunk_id"]))
+            if chunk is None:
+                raise DataError(f"{where}: chunk {row['chunk_id']!r} is not in the index (re-run synth)")
+            pairs.append(Pair(row["question"], chunk.index_text, chunk.doc_id, str(row.get("split", ""))))
+        else:
+            raise DataError(f'{where}: expected {{"query", "positive"}} or a question line with a chunk_id')
     if not pairs:
         raise DataError(f"{path}: no pairs")
     unsplit = [p for p in pairs if p.split not in ("train", "val")]

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragtune.errors import DataError
 from ragtune.generate import GenerationParams, Message, run_generation
 from ragtune.generate.prompts import base_messages
 from ragtune.index.store import Access
+from ragtune.progress import progress_bar
 from ragtune.types import Chunk
 
 if TYPE_CHECKING:
@@ -260,16 +260,7 @@ def synthesize(
     kept: list[SynthPair] = []
     seen: set[str] = set()
     kept_vectors: list[np.ndarray] = []
-    progress = Progress(
-        TextColumn("[bold]synth"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not show_progress,
-        transient=True,
-    )
+    progress = progress_bar("synth", console, show_progress)
     with progress:
         task = progress.add_task("synth", total=n, info="")
         for tried, (chunk, sentence, span) in enumerate(candidates, start=1):

@@ -1,4 +1,4 @@
-"""Training progress as a rich bar, for every trainer built on transformers' Trainer."""
+"""Progress bars: one look for every long job (sync has its own), and a callback for HF trainers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
+def progress_bar(label: str, console: Console, show: bool) -> Progress:
+    """A transient bar with a count, a free-text `info` field and the time left."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
+        transient=True,
+    )
+
+
 def progress_callback(console: Console, show: bool, label: str = "training") -> Any:
     """A transformers TrainerCallback drawing a rich progress bar with the latest loss and tokens/s."""
     from transformers import TrainerCallback
@@ -17,16 +31,7 @@ def progress_callback(console: Console, show: bool, label: str = "training") -> 
         """A progress bar with the latest loss and training tokens/s."""
 
         def __init__(self) -> None:
-            self.progress = Progress(
-                TextColumn(f"[bold]{label}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(),
-                console=console,
-                disable=not show,
-                transient=True,
-            )
+            self.progress = progress_bar(label, console, show)
             self.task: Any = None
             self.started = time.perf_counter()
 

@@ -1,0 +1,548 @@
+"""The HTTP server: an OpenAI-compatible API over the workspace, per-user access, documents, a web UI.
+
+Every request is authenticated by `Authorization: Bearer KEY`; the key's groups become the caller's
+Access, which retrieval applies before top-k, so a user never receives text (answer, citation,
+search hit, document) from a document outside their groups. Generation runs one at a time per
+loaded model behind a bounded queue (429 + Retry-After when full); retrieval runs concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel, Field
+
+from ragtune import __version__
+from ragtune.errors import RagtuneError
+from ragtune.generate import params_from
+from ragtune.generate.base import Message
+from ragtune.index.retriever import MODES
+from ragtune.index.store import Access
+from ragtune.ingest.parsers import PARSERS
+from ragtune.serve.users import User
+from ragtune.strategies import STRATEGIES
+from ragtune.types import Answer
+from ragtune.workspace import Workspace
+
+MODEL_PREFIX = "ragtune-"
+STATIC = Path(__file__).parent / "static"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = ""
+
+    def text(self) -> str:
+        if isinstance(self.content, list):  # OpenAI content parts: keep the text ones
+            return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    model: str = MODEL_PREFIX + "rag"
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    seed: int | None = None
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(10, ge=1, le=100)
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+
+
+class EmbeddingRequest(BaseModel):
+    input: str | list[str]
+    model: str | None = None
+
+
+class Busy(Exception):
+    """The model's queue is full."""
+
+
+class ModelGate:
+    """One generation at a time for a loaded model, at most `queue_size` waiting behind it."""
+
+    def __init__(self, queue_size: int) -> None:
+        self.queue_size = queue_size
+        self.lock = asyncio.Lock()
+        self.waiting = 0
+
+    async def acquire(self) -> None:
+        if self.lock.locked() and self.waiting >= self.queue_size:
+            raise Busy
+        self.waiting += 1
+        try:
+            await self.lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    def release_from(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called by the generation thread when the model is really free (not when the client left)."""
+        loop.call_soon_threadsafe(self.lock.release)
+
+
+class LimitsAndMetrics:
+    """Plain ASGI middleware: body size limits (413) and request metrics, streaming left untouched."""
+
+    def __init__(self, app: Any, cfg: Any, requests: Counter, latency: Histogram) -> None:
+        self.app, self.cfg, self.requests, self.latency = app, cfg, requests, latency
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        route = re.sub(r"^/v1/documents/.+", "/v1/documents/{id}", path) if path.startswith("/v1/") else path
+        if route not in ("/", "/healthz", "/metrics") and not route.startswith("/v1/"):
+            route = "other"
+        is_upload = route.startswith("/v1/documents")
+        limit = self.cfg.max_upload_mb * 1024 * 1024 if is_upload else self.cfg.max_request_kb * 1024
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"").decode()
+        status = 500
+
+        async def tracked(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if length.isdigit() and int(length) > limit:
+                response = JSONResponse(
+                    {
+                        "error": {
+                            "message": f"request body over the {limit / 1024:.0f} KiB limit",
+                            "type": "too_large",
+                        }
+                    },
+                    status_code=413,
+                )
+                await response(scope, receive, tracked)
+            else:
+                await self.app(scope, receive, tracked)
+        finally:
+            self.requests.labels(route, str(status)).inc()
+            self.latency.labels(route).observe(time.perf_counter() - started)
+
+
+class Cancelled(Exception):
+    """Raised inside the generation thread when the client has gone away."""
+
+
+def create_app(ws: Workspace) -> FastAPI:
+    cfg = ws.config.serve
+    registry = CollectorRegistry()
+    requests = Counter("ragtune_requests", "HTTP requests", ["path", "status"], registry=registry)
+    latency = Histogram("ragtune_request_seconds", "Request latency", ["path"], registry=registry)
+    tokens = Counter("ragtune_completion_tokens", "Generated tokens", ["strategy"], registry=registry)
+    cancelled = Counter(
+        "ragtune_generations_cancelled", "Generations stopped because the client left", registry=registry
+    )
+    queue_depth = Gauge("ragtune_generation_waiting", "Chat requests waiting for a model", registry=registry)
+    index_chunks = Gauge("ragtune_index_chunks", "Chunks in the index", registry=registry)
+    index_documents = Gauge("ragtune_index_documents", "Documents in the index", registry=registry)
+    gates: dict[str, ModelGate] = {}
+    app = FastAPI(title="ragtune", version=__version__, docs_url="/docs", redoc_url=None)
+
+    def gate_for(strategy: str) -> ModelGate:
+        key = "tuned:" + str(ws.adapter_dir(strategy)) if STRATEGIES[strategy].tuned else "default"
+        return gates.setdefault(key, ModelGate(cfg.queue_size))
+
+    app.add_middleware(LimitsAndMetrics, cfg=cfg, requests=requests, latency=latency)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"message": str(exc.detail), "type": "invalid_request", "code": exc.status_code}},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RagtuneError)
+    async def ragtune_error(request: Request, exc: RagtuneError) -> JSONResponse:
+        return JSONResponse({"error": {"message": str(exc), "type": "ragtune_error"}}, status_code=400)
+
+    def caller(request: Request) -> User:
+        header = request.headers.get("authorization", "")
+        if not header:
+            if cfg.anonymous:
+                return User("anonymous", list(cfg.anonymous_groups), False)
+            raise HTTPException(
+                401, "missing API key: send Authorization: Bearer KEY", {"WWW-Authenticate": "Bearer"}
+            )
+        scheme, _, key = header.partition(" ")
+        user = ws.users.authenticate(key.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise HTTPException(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
+        return user
+
+    def admin(user: User = Depends(caller)) -> User:
+        if not user.admin:
+            raise HTTPException(403, "only admins can change documents")
+        return user
+
+    def access(user: User) -> Access:
+        return Access.of(user.groups)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        stats = await run_in_threadpool(ws.store.stats)
+        return {
+            "status": "ok",
+            "documents": stats["documents"],
+            "chunks": stats["chunks"],
+            "version": __version__,
+        }
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        stats = await run_in_threadpool(ws.store.stats)
+        index_chunks.set(stats["chunks"])
+        index_documents.set(stats["documents"])
+        queue_depth.set(sum(g.waiting for g in gates.values()))
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> HTMLResponse:
+        return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
+
+    @app.get("/v1/me")
+    async def me(user: User = Depends(caller)) -> dict[str, Any]:
+        return {"name": user.name, "groups": user.groups, "admin": user.admin}
+
+    def available_strategies() -> list[str]:
+        return [
+            s for s, strategy in STRATEGIES.items() if not strategy.tuned or ws.adapter_dir(s) is not None
+        ]
+
+    @app.get("/v1/models")
+    async def models(user: User = Depends(caller)) -> dict[str, Any]:
+        names = await run_in_threadpool(available_strategies)
+        return {
+            "object": "list",
+            "data": [
+                {"id": MODEL_PREFIX + s, "object": "model", "created": 0, "owned_by": "ragtune"}
+                for s in names
+            ],
+        }
+
+    @app.post("/v1/search")
+    async def search(body: SearchRequest, user: User = Depends(caller)) -> dict[str, Any]:
+        if body.mode not in MODES:
+            raise HTTPException(422, f"mode must be one of {', '.join(MODES)}")
+        hits = await run_in_threadpool(
+            ws.retriever.retrieve, body.query, k=body.k, mode=body.mode, access=access(user)
+        )
+        return {"query": body.query, "hits": [hit.to_dict() for hit in hits]}
+
+    @app.post("/v1/embeddings")
+    async def embeddings(body: EmbeddingRequest, user: User = Depends(caller)) -> dict[str, Any]:
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        if not texts or len(texts) > 256:
+            raise HTTPException(422, "input: give 1 to 256 texts")
+        vectors = await run_in_threadpool(ws.embedder.embed, texts)
+        count = sum(len(t.split()) for t in texts)
+        return {
+            "object": "list",
+            "model": ws.embedder.name,
+            "data": [
+                {"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)
+            ],
+            "usage": {"prompt_tokens": count, "total_tokens": count},
+        }
+
+    def parse_chat(body: ChatRequest) -> tuple[str, str, list[Message]]:
+        strategy = body.model.removeprefix(MODEL_PREFIX)
+        if strategy not in STRATEGIES:
+            known = ", ".join(MODEL_PREFIX + s for s in STRATEGIES)
+            raise HTTPException(404, f"unknown model {body.model!r}; use one of {known}")
+        turns = [m for m in body.messages if m.role in ("user", "assistant")]
+        if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
+            raise HTTPException(422, "the last message must be a non-empty user message")
+        history: list[Message] = [{"role": m.role, "content": m.text()} for m in turns[:-1]]
+        return strategy, turns[-1].text(), history
+
+    def params(body: ChatRequest) -> Any:
+        base = params_from(ws.config.generator)
+        changes: dict[str, Any] = {}
+        if body.temperature is not None:
+            changes["temperature"] = body.temperature
+        if body.max_tokens is not None:
+            changes["max_tokens"] = body.max_tokens
+        if body.seed is not None:
+            changes["seed"] = body.seed
+        return replace(base, **changes)
+
+    def citations(answer: Answer) -> list[dict[str, Any]]:
+        return [
+            {
+                "n": c.n,
+                "doc_id": c.chunk.doc_id,
+                "source": c.chunk.source,
+                "title": c.chunk.title,
+                "location": c.chunk.location,
+                "text": c.chunk.text,
+                "inferred": c.inferred,
+            }
+            for c in answer.citations
+        ]
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat(body: ChatRequest, request: Request, user: User = Depends(caller)) -> Any:
+        strategy, question, history = parse_chat(body)
+        if STRATEGIES[strategy].tuned and ws.adapter_dir(strategy) is None:
+            raise HTTPException(404, f"model {body.model!r} has no tuned adapter yet")
+        gate = gate_for(strategy)
+        completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
+        created = int(time.time())
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        gone = threading.Event()
+
+        def on_token(piece: str) -> None:
+            if gone.is_set():
+                raise Cancelled
+            loop.call_soon_threadsafe(pieces.put_nowait, ("token", piece))
+
+        def work() -> None:
+            """The generation, in its own thread; it alone releases the model, when it is really done."""
+            try:
+                answer = ws.ask(
+                    question,
+                    strategy=strategy,
+                    groups=user.groups,
+                    history=history,
+                    on_token=on_token if body.stream else None,
+                    params=params(body),
+                )
+                loop.call_soon_threadsafe(pieces.put_nowait, ("done", answer))
+            except Cancelled:
+                cancelled.inc()
+                loop.call_soon_threadsafe(pieces.put_nowait, ("cancelled", None))
+            except Exception as exc:  # reported to the client
+                loop.call_soon_threadsafe(pieces.put_nowait, ("error", exc))
+            finally:
+                gate.release_from(loop)
+
+        try:
+            await gate.acquire()
+        except Busy:
+            raise HTTPException(429, "the model is busy; retry shortly", {"Retry-After": "2"}) from None
+        threading.Thread(target=work, daemon=True, name=f"generate-{completion_id}").start()
+
+        if not body.stream:
+            kind, value = await pieces.get()
+            if kind == "error":
+                raise value
+            answer = value
+            completion = int(answer.timings.get("completion_tokens", 0))
+            tokens.labels(strategy).inc(completion)
+            return {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": body.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer.answer},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 0, "completion_tokens": completion, "total_tokens": completion},
+                "citations": citations(answer),
+                "ragtune": {"strategy": strategy, "refused": answer.refused, "timings": answer.timings},
+            }
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            payload = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **extra,
+            }
+            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+        async def events() -> AsyncIterator[str]:
+            sent = ""
+            try:
+                yield chunk({"role": "assistant", "content": ""})
+                while True:
+                    kind, value = await pieces.get()
+                    if kind == "token":
+                        sent += value
+                        yield chunk({"content": value})
+                    elif kind == "done":
+                        answer: Answer = value
+                        tail = answer.answer[len(sent) :] if answer.answer.startswith(sent) else ""
+                        if tail:  # citation markers ragtune attached after generation
+                            yield chunk({"content": tail})
+                        tokens.labels(strategy).inc(int(answer.timings.get("completion_tokens", 0)))
+                        meta = {"strategy": strategy, "refused": answer.refused, "timings": answer.timings}
+                        yield chunk({}, "stop", citations=citations(answer), ragtune=meta)
+                        yield "data: [DONE]\n\n"
+                        break
+                    elif kind == "error":
+                        message = str(value) if isinstance(value, RagtuneError) else "generation failed"
+                        yield f"data: {json.dumps({'error': {'message': message}})}\n\n"
+                        break
+                    else:
+                        break
+            finally:
+                gone.set()  # the client left (or we finished): a running generation stops at its next token
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    # Documents ------------------------------------------------------------------------------------
+
+    uploads = ws.state_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    uploads_origin = ws.origin_of(uploads)
+
+    def readable(doc_id: str, user: User) -> Any:
+        for document in ws.store.documents(access(user)):
+            if document.doc_id == doc_id:
+                return document
+        raise HTTPException(404, "no such document")  # the same answer whether it exists or is not yours
+
+    @app.get("/v1/documents")
+    async def list_documents(user: User = Depends(caller)) -> dict[str, Any]:
+        documents = await run_in_threadpool(ws.store.documents, access(user))
+        return {
+            "documents": [
+                {
+                    "doc_id": d.doc_id,
+                    "source": d.source,
+                    "title": d.title,
+                    "groups": d.groups,
+                    "chunks": d.chunks,
+                    "uploaded": d.origin == uploads_origin,
+                }
+                for d in documents
+            ]
+        }
+
+    @app.get("/v1/documents/{doc_id}")
+    async def get_document(doc_id: str, user: User = Depends(caller)) -> dict[str, Any]:
+        document = await run_in_threadpool(readable, doc_id, user)
+        row = ws.store.db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return {
+            "doc_id": document.doc_id,
+            "source": document.source,
+            "title": document.title,
+            "groups": document.groups,
+            "meta": document.meta,
+            "text": row[0] if row else "",
+        }
+
+    @app.post("/v1/documents", status_code=201)
+    async def upload(
+        file: UploadFile = File(...),
+        groups: str = Form(""),
+        user: User = Depends(admin),
+    ) -> dict[str, Any]:
+        raw_name = (file.filename or "").replace("\\", "/").split("/")[-1]
+        name = _SAFE_NAME.sub("_", raw_name).strip(" .")
+        if not name or name in (".", ".."):
+            raise HTTPException(422, "the upload needs a file name")
+        suffix = Path(name).suffix.lower()
+        if suffix not in PARSERS:
+            raise HTTPException(
+                415, f"unsupported file type {suffix or '(none)'!r}; supported: {', '.join(sorted(PARSERS))}"
+            )
+        limit = int(cfg.max_upload_mb * 1024 * 1024)
+        uploads.mkdir(parents=True, exist_ok=True)
+        staging = ws.state_dir / "uploads-staging" / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        try:
+            target = staging / name
+            size = 0
+            with target.open("wb") as sink:
+                while block := await file.read(1 << 20):
+                    size += len(block)
+                    if size > limit:
+                        raise HTTPException(413, f"{name}: over the {cfg.max_upload_mb:g} MB upload limit")
+                    sink.write(block)
+            group_list = [g.strip() for g in groups.split(",") if g.strip()]
+            final = uploads / name
+            previous = final.read_bytes() if final.exists() else None
+            shutil.move(str(target), final)
+
+            def ingest() -> Any:
+                return ws.ingest([final], groups=group_list, show_progress=False)
+
+            report = await run_in_threadpool(ingest)
+            if report.failed:
+                if previous is None:
+                    final.unlink(missing_ok=True)
+                else:
+                    final.write_bytes(previous)
+                reason = report.failed[0]["error"]
+                raise HTTPException(422, f"{name} was not indexed: {reason}")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        documents = [d for d in ws.store.documents(Access.of(group_list)) if d.source == name]
+        document = documents[0] if documents else None
+        return {
+            "document": None
+            if document is None
+            else {
+                "doc_id": document.doc_id,
+                "source": document.source,
+                "title": document.title,
+                "groups": document.groups,
+                "chunks": document.chunks,
+            },
+            "report": report.to_dict(),
+        }
+
+    @app.delete("/v1/documents/{doc_id}")
+    async def delete_document(doc_id: str, user: User = Depends(admin)) -> dict[str, Any]:
+        document = await run_in_threadpool(readable, doc_id, user)
+
+        await run_in_threadpool(ws.delete_document, document.origin, document.source)
+        if document.origin == uploads_origin:
+            (uploads / document.source).unlink(missing_ok=True)
+        return {"deleted": doc_id, "source": document.source}
+
+    @app.get("/v1/report", response_class=HTMLResponse)
+    async def report(user: User = Depends(admin)) -> HTMLResponse:
+        from ragtune.evaluate.compare import latest_report
+
+        folder = latest_report(ws)
+        if folder is None or not (folder / "report.html").is_file():
+            raise HTTPException(404, "no compare report yet: run `ragtune compare`")
+        return HTMLResponse((folder / "report.html").read_text(encoding="utf-8"))
+
+    return app

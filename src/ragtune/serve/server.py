@@ -1,0 +1,48 @@
+"""`ragtune serve`: load the models first, then uvicorn, with a graceful shutdown for open streams."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from rich.console import Console
+
+from ragtune.errors import ConfigError
+from ragtune.workspace import Workspace
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_server(ws: Workspace, host: str | None = None, port: int | None = None) -> None:
+    import uvicorn
+
+    from ragtune.serve.app import create_app
+
+    cfg = ws.config.serve
+    host = host or cfg.host
+    port = port or cfg.port
+    if cfg.anonymous and not is_loopback(host):
+        raise ConfigError(
+            f"serve.anonymous is on, so ragtune only listens on localhost; {host!r} would open the "
+            "documents to the network without keys. Bind 127.0.0.1 or turn anonymous off."
+        )
+    console = Console(stderr=True)
+    console.print("[dim]loading the embedder and the generator…[/dim]")
+    ws.embedder.load()
+    _ = ws.generator
+    ws.store.refresh()
+    app = create_app(ws)
+    console.print(f"ragtune serving {ws.root} on http://{host}:{port}  (web UI at /, API at /v1)")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=int(cfg.graceful_shutdown_s),
+    )

@@ -1,0 +1,95 @@
+"""API users: a name, access groups, an admin flag and a key that is shown once and stored hashed.
+
+Keys are 256-bit random tokens, so a plain SHA-256 is the right hash (a slow password hash guards
+low-entropy secrets; these are not). Lookups compare digests with hmac.compare_digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ragtune.errors import ConfigError
+
+KEY_PREFIX = "rt-"
+_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    groups: list[str] = field(default_factory=list)
+    admin: bool = False
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class UserStore:
+    """users.sqlite in the workspace state: one row per user, revoked users kept for the record."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, groups TEXT NOT NULL, admin INTEGER NOT NULL,"
+            " key_sha256 TEXT NOT NULL UNIQUE, created REAL NOT NULL, revoked REAL)"
+        )
+
+    def add(self, name: str, groups: list[str], admin: bool = False) -> str:
+        """Create (or re-key) a user; returns the new key, which is never stored in clear."""
+        if not _NAME.match(name):
+            raise ConfigError(f"user name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?, NULL)",
+                (name, json.dumps(sorted(set(groups))), int(admin), _digest(key), time.time()),
+            )
+        return key
+
+    def authenticate(self, key: str) -> User | None:
+        if not key.startswith(KEY_PREFIX):
+            return None
+        digest = _digest(key)
+        row = self.db.execute(
+            "SELECT name, groups, admin, key_sha256 FROM users WHERE key_sha256 = ? AND revoked IS NULL",
+            (digest,),
+        ).fetchone()
+        if row is None or not hmac.compare_digest(row[3], digest):
+            return None
+        return User(row[0], json.loads(row[1]), bool(row[2]))
+
+    def get(self, name: str) -> User | None:
+        row = self.db.execute(
+            "SELECT name, groups, admin FROM users WHERE name = ? AND revoked IS NULL", (name,)
+        ).fetchone()
+        return User(row[0], json.loads(row[1]), bool(row[2])) if row else None
+
+    def revoke(self, name: str) -> None:
+        with self.db:
+            done = self.db.execute(
+                "UPDATE users SET revoked = ? WHERE name = ? AND revoked IS NULL", (time.time(), name)
+            )
+        if done.rowcount == 0:
+            raise ConfigError(f"no active user {name!r}")
+
+    def list(self) -> list[dict[str, object]]:
+        rows = self.db.execute(
+            "SELECT name, groups, admin, created, revoked FROM users ORDER BY name"
+        ).fetchall()
+        return [
+            {"name": r[0], "groups": json.loads(r[1]), "admin": bool(r[2]), "created": r[3], "revoked": r[4]}
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        self.db.close()
