@@ -536,11 +536,23 @@ def compare(
     from ragtune.evaluate.report import headline_rows
 
     columns, rows = headline_rows(result)
-    table = Table(title=f"{result['n_questions']} questions · {result['seconds']:.0f}s")
-    for column in columns:
+    keep = (
+        "strategy",
+        "accuracy",
+        "token F1",
+        "refusal acc.",
+        "groundedness",
+        "citation prec.",
+        "p50 / p95 ms",
+    )
+    index = [columns.index(c) for c in keep]
+    table = Table(
+        title=f"{result['n_questions']} questions · {result['seconds']:.0f}s (all columns: the report)"
+    )
+    for column in keep:
         table.add_column(column)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(row[i] for i in index))
     out.print(table)
     for note in result["notes"]:
         out.print(f"[yellow]{note}[/yellow]")

@@ -155,3 +155,60 @@ def embed_with_cache(
         known.update(new)
     vectors = np.vstack([known[h] for h in hashes]) if hashes else np.zeros((0, embedder.dim), np.float32)
     return vectors.astype(np.float32, copy=False), len(missing)
+
+
+class BatchingEmbedder:
+    """Wraps an embedder for a server: concurrent single-query calls are encoded together.
+
+    Encoding eight short queries at once costs little more than one on a CPU, so under load one
+    thread collects whatever queries arrive within `wait_s` (up to `max_batch`) and encodes them in
+    one call; a lone query waits at most `wait_s`.
+    """
+
+    def __init__(
+        self, inner: SentenceTransformerEmbedder, max_batch: int = 32, wait_s: float = 0.002
+    ) -> None:
+        import queue
+        import threading
+
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.path = inner.path
+        self.max_batch = max_batch
+        self.wait_s = wait_s
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        threading.Thread(target=self._run, daemon=True, name="query-embedder").start()
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        if len(texts) != 1:
+            return self.inner.embed(texts, progress)
+        from concurrent.futures import Future
+
+        future: Future[np.ndarray] = Future()
+        self._queue.put((texts[0], future))
+        return future.result().reshape(1, -1)
+
+    def _run(self) -> None:
+        import queue
+        import time
+
+        while True:
+            batch = [self._queue.get()]
+            deadline = time.perf_counter() + self.wait_s
+            while len(batch) < self.max_batch:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+            try:
+                vectors = self.inner.embed([text for text, _ in batch])
+            except Exception as exc:  # every waiting caller gets the error
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                future.set_result(vector)

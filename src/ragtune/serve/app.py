@@ -37,6 +37,7 @@ from ragtune import __version__
 from ragtune.errors import RagtuneError
 from ragtune.generate import params_from
 from ragtune.generate.base import Message
+from ragtune.index.embedder import BatchingEmbedder
 from ragtune.index.retriever import MODES
 from ragtune.index.store import Access
 from ragtune.ingest.parsers import PARSERS
@@ -169,6 +170,7 @@ def create_app(ws: Workspace) -> FastAPI:
     index_chunks = Gauge("ragtune_index_chunks", "Chunks in the index", registry=registry)
     index_documents = Gauge("ragtune_index_documents", "Documents in the index", registry=registry)
     gates: dict[str, ModelGate] = {}
+    ws.retriever.embedder = BatchingEmbedder(ws.embedder)  # concurrent searches share encode calls
     app = FastAPI(title="ragtune", version=__version__, docs_url="/docs", redoc_url=None)
 
     def gate_for(strategy: str) -> ModelGate:
