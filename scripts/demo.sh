@@ -49,5 +49,6 @@ step ragtune export tone
 awk 'NR % 10 == 1' "$HR/questions.jsonl" > "$DEMO/questions-demo.jsonl"   # 14 of the 136 questions
 step ragtune compare --questions "$DEMO/questions-demo.jsonl" --strategies base,rag,finetuned,hybrid \
   --freshness "$HR/freshness.json" --style "$HR/style.jsonl" --report "$DEMO/report"
-step ragtune advise --facts-change weekly --citations --no-tone --sensitivity restricted
+step ragtune advise --facts-change weekly --citations --no-tone --latency-ms 3000 --budget low --no-gpu \
+  --sensitivity restricted
 printf '\nopen %s/report/report.html for the plots and every answer side by side\n' "$DEMO"

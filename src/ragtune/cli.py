@@ -389,8 +389,7 @@ def synth(
             f"[dim]{report.skipped_restricted_chunks} chunks with access groups were left out "
             "(set synth.include_restricted = true to use them)[/dim]"
         )
-    for note in report.notes:
-        out.print(f"[yellow]{note}[/yellow]")
+    _print_notes(report.notes)
 
 
 @tune_app.command("generator")
@@ -490,8 +489,7 @@ def tune_retriever(
             f"index re-embedded ({report.reembedded_chunks} chunks, {report.reembed_seconds:.0f}s) "
             "and switched to the tuned embedder"
         )
-    for note in report.notes:
-        out.print(f"[yellow]{note}[/yellow]")
+    _print_notes(report.notes)
 
 
 @app.command()
@@ -554,10 +552,14 @@ def compare(
     for row in rows:
         table.add_row(*(row[i] for i in index))
     out.print(table)
-    for note in result["notes"]:
-        out.print(f"[yellow]{note}[/yellow]")
+    _print_notes(result["notes"])
     _print_recommendation(result["recommendation"])
     out.print(f"report: {result['report']}")
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        out.print(f"[yellow]{note}[/yellow]")
 
 
 def _print_recommendation(rec: dict[str, Any]) -> None:

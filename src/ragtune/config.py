@@ -152,6 +152,11 @@ class SynthConfig(_Section):
 
 
 class CompareConfig(_Section):
+    judge: Literal["auto", "local", "llm"] = Field(
+        "auto",
+        description="Groundedness: 'local' (lexical, no key), 'llm' (the generator judges each sentence), "
+        "'auto' = llm when the generator is an OpenAI-compatible endpoint, else local.",
+    )
     style: str = Field(
         "", description="Style examples (chat JSONL) that tone is measured against; empty: skip."
     )

@@ -155,16 +155,9 @@ def test_advise_uses_the_latest_report_and_the_needs_given(
     compared: dict, compare_workspace: tuple[Path, Path]
 ) -> None:
     ws, _ = compare_workspace
-    args = [
-        "advise",
-        "--report",
-        str(Path(compared["report"]).parent),
-        "--facts-change",
-        "daily",
-        "--citations",
-        "--json",
-    ]
+    args = ["advise", "--facts-change", "daily", "--citations", "--json"]  # no --report: the last compare's
     rec = json.loads(run_cli(*args, cwd=ws).stdout)
+    assert rec["report"] == str(Path(compared["report"]).parent)
     assert rec["strategy"] == "rag" and rec["needs"]["facts_change"] == "daily"
     assert "cannot cite sources" in rec["excluded"]["base"]
     assert any("after the edit" in r for r in rec["reasons"])
@@ -250,3 +243,26 @@ def test_an_interrupted_compare_resumes_without_asking_twice(
     assert any(n.startswith(f"resumed: {done_before} answers") for n in result["notes"])
     keys = [(r["strategy"], r["id"]) for r in map(json.loads, runs.read_text().splitlines())]
     assert len(keys) == len(set(keys)) == 8 and (report / "report.html").is_file()
+
+
+def test_groundedness_can_be_judged_by_the_generator(
+    compare_workspace: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from ragtune.evaluate.compare import llm_groundedness
+    from ragtune.workspace import Workspace
+
+    ws_root, _ = compare_workspace
+    ws = Workspace.open(ws_root)
+    ws.config.compare.judge = "llm"
+    ws.config.compare.consistency_questions = 0
+    questions = tmp_path / "two.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS[:2]))
+    result = ws.compare(questions, ["rag"], report_dir=tmp_path / "judged", show_progress=False)
+    assert result["groundedness_judge"] == "llm"
+    assert 0.0 <= result["strategies"]["rag"]["groundedness"] <= 1.0
+    assert "groundedness judge llm" in (tmp_path / "judged" / "report.html").read_text()
+    passage = "Full-time employees receive 25 days of paid annual leave per calendar year."
+    verdict = llm_groundedness(ws, "Employees get 25 days of paid leave. Dogs are welcome.", [passage])
+    assert verdict in (0.0, 0.5, 1.0), "one verdict per sentence"
+    assert llm_groundedness(ws, "Employees get 25 days.", []) is None
+    ws.close()

@@ -24,6 +24,7 @@ from ragtune import __version__
 from ragtune.errors import DataError, EvalError, RagtuneError
 from ragtune.evaluate.freshness import probe_freshness
 from ragtune.evaluate.metrics import (
+    answer_sentences,
     bootstrap_ci,
     citation_precision,
     contains_answer,
@@ -33,13 +34,15 @@ from ragtune.evaluate.metrics import (
     token_f1,
 )
 from ragtune.evaluate.questions import is_unanswerable, read_questions
-from ragtune.generate import params_from
+from ragtune.generate import Message, params_from, run_generation
 from ragtune.progress import progress_bar
 from ragtune.strategies import STRATEGIES, get_strategy
 from ragtune.types import Answer
 
 if TYPE_CHECKING:
     from ragtune.workspace import Workspace
+
+LATEST = "latest.txt"  # in .ragtune/reports: where the last finished report went
 
 # Per-question values averaged (with intervals) into the summary, and where each one applies.
 MEAN_METRICS = (
@@ -84,6 +87,40 @@ def _style_vectors(ws: Workspace, style: Path | None) -> np.ndarray | None:
     return ws.embedder.embed(answers)
 
 
+JUDGE_SYSTEM = (
+    "You check facts. Given passages and a statement, reply with one word: yes if the passages support "
+    "the statement, no if they do not."
+)
+
+
+def llm_groundedness(ws: Workspace, answer: str, passages: list[str]) -> float | None:
+    """Share of answer sentences the generator, as a judge, says the passages support."""
+    sentences = answer_sentences(answer)
+    if not sentences or not passages:
+        return None
+    context = "\n\n".join(passages)
+    params = replace(params_from(ws.config.generator), max_tokens=3, temperature=0.0)
+    supported = 0
+    for sentence in sentences:
+        messages: list[Message] = [
+            {"role": "system", "content": JUDGE_SYSTEM},
+            {
+                "role": "user",
+                "content": f"Passages:\n{context}\n\nStatement: {sentence}\n\nSupported (yes/no)?",
+            },
+        ]
+        verdict = run_generation(ws.generator, messages, params).text.strip().lower()
+        supported += verdict.startswith("yes")
+    return supported / len(sentences)
+
+
+def judge_kind(ws: Workspace) -> str:
+    judge = ws.config.compare.judge
+    if judge == "auto":
+        return "llm" if ws.config.generator.backend == "openai" else "local"
+    return judge
+
+
 def score_answer(
     ws: Workspace, question: dict[str, Any], answer: Answer, style: np.ndarray | None
 ) -> dict[str, float | None]:
@@ -103,7 +140,10 @@ def score_answer(
         scores["citation_precision"] = citation_precision(cited, question.get("gold_doc"))
     if answer.passages and not refused:
         support = [c.chunk.text for c in answer.citations] or [h.chunk.text for h in answer.passages]
-        scores["groundedness"] = groundedness(text, support)
+        judged = (
+            llm_groundedness(ws, text, support) if judge_kind(ws) == "llm" else groundedness(text, support)
+        )
+        scores["groundedness"] = judged
     if style is not None and not refused:
         scores["tone"] = float(np.max(style @ vector))
     return scores
@@ -255,10 +295,14 @@ def run_compare(
         "ragtune_version": __version__,
         "workspace": str(ws.root),
         "generator": ws.config.generator.model,
+        "groundedness_judge": judge_kind(ws),
         "embedder": ws.embedder.name,
     }
     result["recommendation"] = recommend(result, ws.config.needs)
     result["report"] = str(write_report(result, run.questions, records, report_dir))
+    pointer = ws.state_dir / "reports" / LATEST
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.write_text(str(report_dir.resolve()))
     return result
 
 
@@ -392,7 +436,12 @@ def default_report_dir(ws: Workspace) -> Path:
 
 
 def latest_report(ws: Workspace) -> Path | None:
-    """The newest finished report (report.json present) under .ragtune/reports."""
+    """The folder of the last finished compare (wherever --report put it), else the newest under .ragtune."""
+    pointer = ws.state_dir / "reports" / LATEST
+    if pointer.is_file():
+        folder = Path(pointer.read_text().strip())
+        if (folder / "report.json").is_file():
+            return folder
     found = sorted(ws.state_dir.glob("reports/*/report.json"), key=lambda p: p.stat().st_mtime)
     return found[-1].parent if found else None
 

@@ -114,6 +114,11 @@ def groundedness(answer: str, passages: Sequence[str], threshold: float = 0.6) -
     return supported / len(sentences)
 
 
+def answer_sentences(answer: str) -> list[str]:
+    """Sentences with content words: what groundedness judges."""
+    return [s.strip() for s in _SENTENCE.split(answer) if _content(s)]
+
+
 def citation_precision(cited_sources: Sequence[str], gold_doc: str | None) -> float | None:
     """Share of citations naming the gold document; None when nothing is cited or no gold is known."""
     if not cited_sources or gold_doc is None:

@@ -280,7 +280,8 @@ def render_html(
         f"<style>{STYLE}</style></head><body>",
         "<h1>RAG, fine-tuning or both? — measured on your questions</h1>",
         f"<p>{result['n_questions']} questions from <code>{html.escape(result['questions'])}</code> · "
-        f"generator <code>{html.escape(result['generator'])}</code> · {result['seconds']:.0f}s · "
+        f"generator <code>{html.escape(result['generator'])}</code> · groundedness judge "
+        f"{html.escape(result.get('groundedness_judge', 'local'))} · {result['seconds']:.0f}s · "
         f"{html.escape(result['created_at'])} · ragtune {html.escape(result['ragtune_version'])}</p>",
         f'<div class="verdict" id="recommendation"><h2 style="margin-top:0">Recommendation: '
         f"{html.escape(rec['strategy'])}</h2><ul>",

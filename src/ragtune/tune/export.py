@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ def merge_adapter(run_dir: Path, out: Path) -> Path:
 
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     base = hf_model_dir(manifest["base_model"])
     model: Any = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
