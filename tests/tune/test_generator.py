@@ -180,3 +180,45 @@ def test_gguf_export_without_the_converter_says_how_to_get_it(tuned_workspace: P
     assert not (tuned_workspace / "out").exists(), "it fails before merging anything"
     missing = run_cli("export", "nope", cwd=tuned_workspace, check=False)
     assert missing.returncode == 1 and "no adapter 'nope'; trained adapters: tone" in missing.stderr
+
+
+def test_freshness_retrain_really_retrains_in_the_scratch_copy(tuned_workspace: Path, tmp_path: Path) -> None:
+    """--retrain: synth + LoRA training on the edited copy, timed; the real workspace gets no new adapter."""
+    _ensure_tone_adapter(tuned_workspace)
+    with (tuned_workspace / "ragtune.toml").open("a") as config:
+        config.write("\n[synth]\nn = 8\n\n[compare]\nconsistency_questions = 0\n")
+    edit = tmp_path / "edit.json"
+    edit.write_text(
+        json.dumps(
+            {
+                "file": "annual-leave.md",
+                "old": "25 days of paid annual leave",
+                "new": "27 days of paid annual leave",
+                "question": "How many days of paid annual leave do full-time employees get per year?",
+                "old_answer": "25",
+                "new_answer": "27",
+            }
+        )
+    )
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "leave", "question": "How many days of annual leave?", "answers": ["25"]}) + "\n"
+    )
+    args = [
+        "compare",
+        "--questions",
+        str(questions),
+        "--strategies",
+        "finetuned",
+        "--report",
+        str(tmp_path / "r"),
+    ]
+    result = json.loads(
+        run_cli(*args, "--freshness", str(edit), "--retrain", "--json", cwd=tuned_workspace).stdout
+    )
+    probe = result["freshness"]["strategies"]["finetuned"]
+    assert probe["update"] == "retrain" and probe["retrain_seconds"] > 0
+    assert probe["retrain_source"].startswith("measured now") and "after_retrain" in probe
+    adapters = sorted(p.name for p in (tuned_workspace / ".ragtune" / "adapters").iterdir())
+    assert "freshness-retrain" not in adapters, "retraining happens in the scratch copy only"
+    assert "25 days" in (HR / "docs" / "policies" / "annual-leave.md").read_text()

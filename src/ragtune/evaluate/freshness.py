@@ -43,7 +43,7 @@ def read_edit(path: Path) -> dict[str, str]:
 
 
 def _scratch_copy(ws: Workspace, target: Path) -> None:
-    """ragtune.toml and the index state copied; adapters and tuned embedders linked (read only)."""
+    """ragtune.toml and the index state copied; trained adapters and embedders linked one by one."""
     target.mkdir(parents=True)
     shutil.copy2(ws.root / "ragtune.toml", target / "ragtune.toml")
     state = target / ".ragtune"
@@ -54,9 +54,12 @@ def _scratch_copy(ws: Workspace, target: Path) -> None:
     for name in ("embeddings.sqlite", "active.json"):
         if (ws.state_dir / name).is_file():
             shutil.copy2(ws.state_dir / name, state / name)
-    for name in ("adapters", "embedders"):
+    for name in ("adapters", "embedders"):  # each trained model linked; anything trained here stays here
         if (ws.state_dir / name).is_dir():
-            (state / name).symlink_to((ws.state_dir / name).resolve())
+            (state / name).mkdir()
+            for model in (ws.state_dir / name).iterdir():
+                if model.is_dir():
+                    (state / name / model.name).symlink_to(model.resolve())
 
 
 def probe_freshness(
