@@ -130,10 +130,7 @@ class Workspace:
 
     def everyone(self) -> Access:
         """An access reading every group in the index: for internal jobs (synth, mining), never callers."""
-        return Access(
-            frozenset(g for doc in self.store.documents(Access()) for g in doc.groups)
-            | frozenset(g for chunk in self.store.all_chunks(None) for g in chunk.groups)
-        )
+        return Access(frozenset(self.store.groups()))
 
     def switch_embedder(self, embedder: SentenceTransformerEmbedder, name: str) -> tuple[str, int]:
         """Re-embed the whole index into a new folder, then point the workspace at it in one rename.

@@ -55,18 +55,7 @@ def test_tune_generator_writes_an_adapter_with_its_manifest(tuned_workspace: Pat
 
 
 def test_finetuned_and_hybrid_strategies_use_the_adapter(tuned_workspace: Path) -> None:
-    if not (tuned_workspace / ".ragtune" / "adapters" / "tone" / "manifest.json").exists():
-        run_cli(
-            "tune",
-            "generator",
-            "--data",
-            str(HR / "style.jsonl"),
-            "--max-steps",
-            "1",
-            "--name",
-            "tone",
-            cwd=tuned_workspace,
-        )
+    _ensure_tone_adapter(tuned_workspace)
     question = "How many days of paid annual leave do full-time employees get per year?"
     finetuned = json.loads(
         run_cli("ask", question, "--strategy", "finetuned", "--json", cwd=tuned_workspace).stdout

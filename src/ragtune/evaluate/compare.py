@@ -353,6 +353,7 @@ def summarise(
     """Per strategy: each metric's mean and 95% interval, latency, cost, and the counts behind them."""
     cfg = ws.config.compare
     ids = {str(q["id"]) for q in questions}
+    unanswerable = {str(q["id"]) for q in questions if is_unanswerable(q)}
     index_seconds = ws.ingest_seconds()
     retriever_seconds = 0.0
     if ws.active():
@@ -383,12 +384,8 @@ def summarise(
                 if generated
                 else None,
                 "cpu_s_per_query": round(float(np.mean([r["cpu_s"] for r in mine])), 3) if mine else None,
-                "unanswerable_refused": _share(
-                    [r["refused"] for r in mine if _unanswerable(questions, r["id"])]
-                ),
-                "answerable_refused": _share(
-                    [r["refused"] for r in mine if not _unanswerable(questions, r["id"])]
-                ),
+                "unanswerable_refused": _share([r["refused"] for r in mine if r["id"] in unanswerable]),
+                "answerable_refused": _share([r["refused"] for r in mine if r["id"] not in unanswerable]),
                 "consistency": consistency.get(strategy),
                 "training_seconds": float(adapters.get(strategy, {}).get("seconds", 0.0))
                 + (retriever_seconds if STRATEGIES[strategy].retrieves else 0.0),
@@ -404,10 +401,6 @@ def summarise(
             row["money_training"] = round(row["training_seconds"] / 3600 * cfg.cpu_hour_price, 4)
         summary[strategy] = row
     return summary
-
-
-def _unanswerable(questions: list[dict[str, Any]], qid: str) -> bool:
-    return any(str(q["id"]) == qid and is_unanswerable(q) for q in questions)
 
 
 def _share(flags: list[bool]) -> float | None:

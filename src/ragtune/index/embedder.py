@@ -43,12 +43,15 @@ def resolve_model_path(model: str) -> Path:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder, never from a hub."""
 
-    def __init__(self, model: str = BUILTIN_EMBEDDER, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(
+        self, model: str = BUILTIN_EMBEDDER, batch_size: int = 32, device: str = "cpu", loaded: Any = None
+    ) -> None:
+        """`loaded`: the SentenceTransformer for this folder when it is already in memory (just trained)."""
         self.path = resolve_model_path(model)
         self.name = model if model == BUILTIN_EMBEDDER else str(self.path.resolve())
         self.batch_size = batch_size
         self.device = device
-        self._model: Any = None
+        self._model: Any = loaded
         self.dim = self._read_dim()
 
     def _read_dim(self) -> int:

@@ -343,6 +343,11 @@ class LocalStore:
         ]
         return [d for d in found if access.may_read(d.groups)]
 
+    def groups(self) -> set[str]:
+        """Every access group any document carries."""
+        rows = self.db.execute("SELECT DISTINCT groups FROM documents").fetchall()
+        return {group for (encoded,) in rows for group in json.loads(encoded)}
+
     def stats(self) -> dict[str, Any]:
         (documents,) = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()
         (chunks,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()

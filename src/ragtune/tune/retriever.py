@@ -222,6 +222,7 @@ def train_retriever(
     ]
     temp = target.with_name(f".{name}.tmp")
     shutil.rmtree(temp, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)  # an interrupted run of this name (it has no manifest)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(temp / "checkpoints"),
         num_train_epochs=epochs if epochs is not None else cfg.epochs,
@@ -252,9 +253,9 @@ def train_retriever(
     seconds = time.perf_counter() - started
     shutil.rmtree(temp / "checkpoints", ignore_errors=True)
     model.save_pretrained(str(temp), create_model_card=False)
-    tuned = SentenceTransformerEmbedder(str(temp), batch_size=ws.config.embedder.batch_size)
-    tuned.name = str(target.resolve())  # the name it will have once moved, so cached vectors carry over
-    tuned._model = model
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temp, target)  # complete only once manifest.json is written, below
+    tuned = SentenceTransformerEmbedder(str(target), batch_size=ws.config.embedder.batch_size, loaded=model)
     after = dense_metrics(tuned, ws.embedding_cache, corpus, val)
     manifest = {
         "name": name,
@@ -271,9 +272,8 @@ def train_retriever(
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "ragtune_version": __version__,
     }
-    (temp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(temp, target)
+    (target / "manifest.json.tmp").write_text(json.dumps(manifest, indent=2))
+    os.replace(target / "manifest.json.tmp", target / "manifest.json")
     report = RetrieverTuneReport(
         model=str(target),
         pairs={"train": len(train), "val": len(val)},
@@ -287,8 +287,6 @@ def train_retriever(
     if not val:
         notes.append("no held-out pairs: before/after could not be measured")
     if switch:
-        tuned = SentenceTransformerEmbedder(str(target), batch_size=ws.config.embedder.batch_size)
-        tuned._model = model
         started = time.perf_counter()
         report.index, report.reembedded_chunks = ws.switch_embedder(tuned, name)
         report.reembed_seconds = round(time.perf_counter() - started, 1)
