@@ -145,6 +145,7 @@ def ingest(
             f"{report.chunks_embedded} chunks embedded · {report.seconds:.1f}s · "
             f"index: {stats['documents']} documents, {stats['chunks']} chunks"
         )
+        _print_restricted(ws, report.restricted)
     if strict and report.failed:
         raise typer.Exit(1)
 
@@ -297,15 +298,48 @@ def chat(
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
+def _print_restricted(ws: Workspace, restricted: dict[str, list[str]]) -> None:
+    """Name the documents this ingest restricted, by group, and warn about groups nobody holds."""
+    if not restricted:
+        return
+    held = ws.group_holders()
+    for group, sources in sorted(restricted.items()):
+        shown = ", ".join(sources[:5]) + (f", … ({len(sources) - 5} more)" if len(sources) > 5 else "")
+        out.print(f"restricted to group [bold]{group}[/] ({len(sources)}): {shown}", highlight=False)
+        if not held.get(group):
+            _warn_unheld(group)
+
+
+def _warn_unheld(group: str) -> None:
+    err.print(
+        f"[yellow]warning:[/] no user or key holds group {group!r}, so its documents reach no one. "
+        f"Group names are literal (none means 'everyone'): give someone the group with "
+        f"`ragtune users add NAME --groups {group}`, or remove the groups from those documents to make them public.",
+        highlight=False,
+    )
+
+
 @app.command()
 def status(as_json: JsonOption = False) -> None:
-    """What the index holds."""
-    stats = _open().stats()
+    """What the index holds, and which access groups its documents carry (with who holds them)."""
+    ws = _open()
+    stats = ws.stats()
+    groups = ws.access_overview()
     if as_json:
-        _print_json(stats)
-    else:
-        for key, value in stats.items():
-            out.print(f"{key}: {value}")
+        _print_json({**stats, "groups": groups})
+        return
+    for key, value in stats.items():
+        out.print(f"{key}: {value}")
+    table = Table(title="access groups")
+    for column in ("group", "documents", "held by"):
+        table.add_column(column, justify="right" if column == "documents" else "left")
+    for row in groups:
+        holders = ", ".join(row["holders"]) or "[yellow]nobody[/]"
+        table.add_row(row["group"], str(row["documents"]), holders)
+    out.print(table)
+    for row in groups:
+        if row["unheld"]:
+            _warn_unheld(row["group"])
 
 
 @eval_app.command("retrieval")

@@ -13,6 +13,10 @@ class WorkspaceError(RagtuneError):
     """No workspace where one was expected, or a workspace that cannot be created."""
 
 
+class IngestBusyError(WorkspaceError):
+    """Another process is ingesting into this workspace; try again when it is done."""
+
+
 class IngestError(RagtuneError):
     """A source could not be read or parsed; the file is skipped, the rest is indexed."""
 
@@ -31,6 +35,10 @@ class GenerateError(RagtuneError):
 
 class DataError(RagtuneError):
     """Training or evaluation data is malformed; the message lists FILE:LINE: reason for each bad line."""
+
+
+class ContextLengthError(GenerateError):
+    """The question (with what must stay in the prompt) does not fit the model's context window."""
 
 
 class TuneError(RagtuneError):

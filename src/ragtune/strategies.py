@@ -9,15 +9,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bm25s.stopwords import STOPWORDS_EN
 
-from ragtune.errors import RagtuneError
+from ragtune.errors import ContextLengthError, RagtuneError
 from ragtune.generate import Generation, GenerationParams, Generator, Message, run_generation
 from ragtune.generate.prompts import REFUSAL, CitationStyle, base_messages, format_passage, rag_messages
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
+from ragtune.text import scrub
 from ragtune.types import Answer, Citation, Hit
 
 
@@ -61,19 +62,24 @@ def answer_question(
     citation_style: CitationStyle = "attached",
 ) -> Answer:
     """Answer one question; the caller's access flows into retrieval, so passages are all readable."""
+    question = scrub(question)
+    history = [Message(role=m["role"], content=scrub(m["content"])) for m in history]
     if not question.strip():
         raise RagtuneError("empty question: ask something")
+    params, notes = fit_answer_room(generator, params)
     if not strategy.retrieves:
+        history, dropped_notes = fit_history(generator, lambda h: base_messages(question, h), history, params)
         generation = run_generation(generator, base_messages(question, history), params, on_token)
         return Answer(
             generation.text,
             strategy.name,
             refused=is_refusal(generation.text),
             timings=_timings(0.0, generation),
-            debug={"notes": generation.notes, "generator": generator.name},
+            debug={"notes": notes + dropped_notes + generation.notes, "generator": generator.name},
         )
     if retriever is None:
         raise RagtuneError(f"strategy {strategy.name!r} needs an index; ingest documents first")
+    fit_history(generator, lambda h: rag_messages(question, [], h, citation_style), [], params)  # fail fast
 
     started = time.perf_counter()
     hits = retriever.retrieve(question, k=passages, access=access or Access())
@@ -98,7 +104,12 @@ def answer_question(
             debug=debug,
         )
 
-    texts, notes = fit_passages(generator, question, hits, history, params.max_tokens, citation_style)
+    first = [format_passage(1, hits[0], citation_style, max_chars=_MIN_PASSAGE_CHARS)]
+    history, dropped_notes = fit_history(
+        generator, lambda h: rag_messages(question, first, h, citation_style), history, params
+    )
+    texts, passage_notes = fit_passages(generator, question, hits, history, params.max_tokens, citation_style)
+    notes += dropped_notes + passage_notes
     given = hits[: len(texts)]
     generation = run_generation(
         generator, rag_messages(question, texts, history, citation_style), params, on_token
@@ -131,6 +142,45 @@ def _timings(retrieve_ms: float, generation: Generation | None) -> dict[str, flo
     }
 
 
+_MIN_PASSAGE_CHARS = 80
+_TEMPLATE_MARGIN = 16  # tokens of slack: backends estimate the chat template's own tokens
+
+
+def fit_answer_room(generator: Generator, params: GenerationParams) -> tuple[GenerationParams, list[str]]:
+    """At most half the context window goes to the answer, so a huge max_tokens cannot crowd out the prompt."""
+    limit = max(16, generator.context_window // 2)
+    if params.max_tokens <= limit:
+        return params, []
+    note = f"max_tokens {params.max_tokens} lowered to {limit}: half of the {generator.context_window}-token context"
+    return replace(params, max_tokens=limit), [note]
+
+
+def fit_history(
+    generator: Generator,
+    messages_for: Callable[[Sequence[Message]], list[Message]],
+    history: Sequence[Message],
+    params: GenerationParams,
+) -> tuple[list[Message], list[str]]:
+    """Drop the oldest turns until the prompt fits; the question itself is never cut.
+
+    `messages_for(history)` builds the smallest prompt the strategy can send with that history. If
+    even no history does not fit, the question is too long: ContextLengthError, a clear 400.
+    """
+    budget = generator.context_window - params.max_tokens - _TEMPLATE_MARGIN
+    kept = list(history)
+    while kept and generator.count_tokens(messages_for(kept)) > budget:
+        kept = kept[1:]
+    needed = generator.count_tokens(messages_for(kept))
+    if needed > budget:
+        raise ContextLengthError(
+            f"the question is too long: the prompt needs about {needed} tokens, but the model's "
+            f"{generator.context_window}-token context holds {budget} after {params.max_tokens} reserved "
+            "for the answer; shorten the question (or lower max_tokens)"
+        )
+    notes = [f"dropped the {len(history) - len(kept)} oldest turns of history to fit the context"]
+    return kept, notes if len(kept) < len(history) else []
+
+
 def fit_passages(
     generator: Generator,
     question: str,
@@ -140,7 +190,7 @@ def fit_passages(
     style: CitationStyle = "inline",
 ) -> tuple[list[str], list[str]]:
     """Passages that fit the context window with room for the answer; says what it cut."""
-    budget = generator.context_window - max_tokens
+    budget = generator.context_window - max_tokens - _TEMPLATE_MARGIN
 
     def too_long(texts: list[str]) -> bool:
         return generator.count_tokens(rag_messages(question, texts, history, style)) > budget
@@ -155,7 +205,7 @@ def fit_passages(
         )
     if texts and too_long(texts):
         limit = len(hits[0].chunk.text)
-        while limit > 80 and too_long(texts):
+        while limit > _MIN_PASSAGE_CHARS and too_long(texts):
             limit = int(limit * 0.8)
             texts = [format_passage(1, hits[0], style, max_chars=limit)]
         notes.append(f"passage [1] cut to {limit} characters to fit the context")

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
@@ -22,7 +23,7 @@ from typing import Any
 from rich.console import Console
 
 from ragtune.config import CONFIG_FILE, DEFAULT_TOML, Config, GeneratorConfig, load_config
-from ragtune.errors import ConfigError, DataError, RagtuneError, WorkspaceError
+from ragtune.errors import ConfigError, DataError, IngestBusyError, RagtuneError, WorkspaceError
 from ragtune.evaluate.questions import read_questions
 from ragtune.generate import GenerationParams, Generator, Message, load_generator, params_from
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder
@@ -33,6 +34,7 @@ from ragtune.index.store import Access
 from ragtune.ingest.chunking import chunk_document, load_tokenizer
 from ragtune.ingest.sources import FileSource, Source, SqlSource, options_fingerprint
 from ragtune.ingest.sync import IngestReport, sync_source
+from ragtune.ingest.uploads import UploadFolder
 from ragtune.serve.users import UserStore
 from ragtune.strategies import answer_question, get_strategy
 from ragtune.tune.export import ExportReport, export_adapter
@@ -66,6 +68,7 @@ class Workspace:
         self.state_dir.mkdir(exist_ok=True)
         self.console = Console(stderr=True)
         self._tuned: dict[Path, Generator] = {}
+        self._writer = threading.Lock()  # see _ingest_lock
 
     @classmethod
     def init(cls, directory: Path | str = ".") -> Workspace:
@@ -127,6 +130,35 @@ class Workspace:
         A tuned model answers everyone, so text from a restricted document must not reach its weights.
         """
         return self.everyone() if self.config.synth.include_restricted else Access()
+
+    def group_holders(self) -> dict[str, list[str]]:
+        """group -> who holds it: API users, [users] in config, and the anonymous caller."""
+        held = self.users.holders()
+        for name, user in self.config.users.items():
+            for group in user.groups:
+                held.setdefault(group, []).append(name)
+        if self.config.serve.anonymous:
+            for group in self.config.serve.anonymous_groups:
+                held.setdefault(group, []).append("(anonymous)")
+        return held
+
+    def access_overview(self) -> list[dict[str, Any]]:
+        """Every access group in the index with its document count and holders, public first.
+
+        Groups are plain names (none is magic): a document marked `groups: [all]` is readable only by
+        callers in a group called "all", so a group nobody holds is flagged here and at ingest.
+        """
+        counts = self.store.group_counts()
+        held = self.group_holders()
+        rows = [
+            {"group": "(public)", "documents": counts.pop("", 0), "holders": ["everyone"], "unheld": False}
+        ]
+        for group in sorted(counts):
+            holders = sorted(set(held.get(group, [])))
+            rows.append(
+                {"group": group, "documents": counts[group], "holders": holders, "unheld": not holders}
+            )
+        return rows
 
     def everyone(self) -> Access:
         """An access reading every group in the index: for internal jobs (synth, mining), never callers."""
@@ -203,15 +235,29 @@ class Workspace:
 
     @contextlib.contextmanager
     def _ingest_lock(self) -> Iterator[None]:
-        """One writer at a time; readers (search, serve) are never blocked."""
-        with open(self.state_dir / "ingest.lock", "w") as lock:
+        """One writer at a time; readers (search, serve) are never blocked.
+
+        Writers in this process (a server's uploads and deletes) wait their turn; a writer in another
+        process (a CLI ingest beside the server) makes this one fail at once with IngestBusyError.
+        """
+        with self._writer, open(self.state_dir / "ingest.lock", "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                raise WorkspaceError(
+                raise IngestBusyError(
                     "another ingest is running in this workspace; wait for it to finish"
                 ) from exc
             yield
+
+    @cached_property
+    def uploads(self) -> UploadFolder:
+        return UploadFolder(self.state_dir / "uploads", self.state_dir / "uploads-staging")
+
+    def add_upload(self, staged: Path, groups: Sequence[str] = ()) -> IngestReport:
+        """Index a staged file as an upload; the earlier upload of that name is kept if this one fails."""
+        return self.uploads.add(
+            staged, groups, lambda path, g: self.ingest([path], groups=g, show_progress=False)
+        )
 
     def origin_of(self, path: Path) -> str:
         """Where files came from, relative to the workspace when possible so the workspace can move."""

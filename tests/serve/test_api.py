@@ -196,7 +196,7 @@ def test_a_full_queue_answers_429_with_retry_after(server: Server) -> None:
 
 def test_a_client_leaving_mid_stream_frees_the_model(server: Server) -> None:
     def cancelled() -> float:
-        metrics = server.client(None).get("/metrics").text
+        metrics = server.client("dana").get("/metrics").text
         line = next(x for x in metrics.splitlines() if x.startswith("ragtune_generations_cancelled_total"))
         return float(line.split()[-1])
 
@@ -222,7 +222,7 @@ def test_a_client_leaving_mid_stream_frees_the_model(server: Server) -> None:
 def test_health_and_metrics(server: Server) -> None:
     health = server.client(None).get("/healthz").json()
     assert health["status"] == "ok" and health["chunks"] > 0
-    metrics = server.client(None).get("/metrics").text
+    metrics = server.client("dana").get("/metrics").text
     assert "ragtune_requests_total" in metrics and "ragtune_index_chunks" in metrics
     assert 'path="/v1/chat/completions"' in metrics and "ragtune_completion_tokens_total" in metrics
 

@@ -62,3 +62,20 @@ def test_tune_raft_trains_an_adapter_that_hybrid_uses(synth_workspace: tuple[Pat
     )
     assert answer["strategy"] == "hybrid" and answer["passages"]
     assert answer["debug"]["generator"].endswith("+adapter"), answer["debug"]
+
+
+def test_a_raft_quote_is_the_passage_text_byte_for_byte() -> None:
+    from ragtune.tune.raft import raft_quote
+    from ragtune.types import Chunk
+
+    text = (
+        "| Step                       | Deadline      |\n"
+        "|----------------------------|---------------|\n"
+        "| Acknowledgement of receipt | Within 7 days |\n"
+    )
+    chunk = Chunk("c1", "d1", "whistleblowing.md", "Whistleblowing", text, 0, len(text), (), None, None, [], {})
+    normalised = "| Acknowledgement of receipt | Within 7 days |"
+    quote = raft_quote(chunk, normalised, ["7 days"])
+    assert quote is not None and quote in chunk.text and "7 days" in quote
+    assert raft_quote(chunk, None, ["7 days"]) == quote
+    assert raft_quote(chunk, "not in the passage at all", ["90 days"]) is None

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ragtune.errors import ConfigError, GenerateError
+from ragtune.errors import ConfigError, ContextLengthError, GenerateError
 from ragtune.generate.base import GenerationParams, Message
 
 MODEL_CACHE = Path(os.environ.get("RAGTUNE_MODEL_CACHE", Path.home() / ".cache" / "ragtune" / "models"))
@@ -102,11 +102,16 @@ class LlamaCppGenerator:
             stop=list(params.stop) or None,
             stream=True,
         )
-        for chunk in chunks:
-            delta: Any = chunk["choices"][0]["delta"]  # type: ignore[index]
-            content = delta.get("content")
-            if content:
-                yield str(content)
+        try:
+            for chunk in chunks:
+                delta: Any = chunk["choices"][0]["delta"]  # type: ignore[index]
+                content = delta.get("content")
+                if content:
+                    yield str(content)
+        except ValueError as exc:  # llama-cpp-python: "Requested tokens (N) exceed context window of M"
+            if "context window" not in str(exc):
+                raise
+            raise ContextLengthError(f"the prompt does not fit {self.name}'s context: {exc}") from exc
 
 
 @contextlib.contextmanager

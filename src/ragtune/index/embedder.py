@@ -13,6 +13,7 @@ import numpy as np
 
 from ragtune.config import BUILTIN_EMBEDDER
 from ragtune.errors import ConfigError
+from ragtune.sqlite import ThreadConnections
 
 
 class Embedder(Protocol):
@@ -108,12 +109,16 @@ class EmbeddingCache:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._connections = ThreadConnections(path)
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS vectors"
             " (model TEXT, text_hash TEXT, vector BLOB, PRIMARY KEY (model, text_hash))"
         )
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection: ingest runs in a server's worker threads too."""
+        return self._connections.db
 
     def get_many(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
@@ -137,7 +142,7 @@ class EmbeddingCache:
             )
 
     def close(self) -> None:
-        self.db.close()
+        self._connections.close()
 
 
 def embed_with_cache(

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 
 from ragtune.errors import StoreError
 from ragtune.index.store import Access, DocumentUpdate, StoredDocument
+from ragtune.sqlite import ThreadConnections
 from ragtune.types import Chunk, document_id, index_text
 
 SCHEMA = """
@@ -85,10 +87,11 @@ class LocalStore:
         directory.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self.model = model
+        # One connection per thread: a search in one server thread never reads another's open write.
+        self._connections = ThreadConnections(directory / "index.sqlite", pragmas=("synchronous=NORMAL",))
+        self._write_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         try:
-            self.db = sqlite3.connect(directory / "index.sqlite", timeout=60, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
@@ -99,6 +102,10 @@ class LocalStore:
         _single_threaded_blas()
         self._snapshot: Snapshot | None = None
         self._stemmer = _stemmer()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._connections.db
 
     def _check_model(self) -> None:
         stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -129,7 +136,7 @@ class LocalStore:
         if not updates and not delete_sources:
             return
         now = time.time()
-        with self.db:
+        with self._write_lock, self.db:
             for update in updates:
                 doc = update.document
                 if update.vectors.shape != (len(update.chunks), self.dim):
@@ -183,21 +190,29 @@ class LocalStore:
     def refresh(self) -> None:
         """Load (or build and save) the snapshot of the latest committed generation."""
         generation = self.generation
-        if self._snapshot is not None and self._snapshot.generation == generation:
+        if self._snapshot is not None and self._snapshot.generation >= generation:
             return
-        folder = self.directory / "snapshots" / str(generation)
-        snapshot = self._load_snapshot(folder, generation) if (folder / "complete").exists() else None
-        if snapshot is None:
-            snapshot = self._build_snapshot(generation)
-            self._save_snapshot(snapshot, folder)
-        self._snapshot = snapshot
+        with self._refresh_lock:  # concurrent searches after a write build the snapshot once
+            if self._snapshot is not None and self._snapshot.generation >= generation:
+                return
+            folder = self.directory / "snapshots" / str(generation)
+            snapshot = self._load_snapshot(folder, generation) if (folder / "complete").exists() else None
+            if snapshot is None:
+                snapshot = self._build_snapshot(generation)
+                self._save_snapshot(snapshot, folder.with_name(str(snapshot.generation)))
+            self._snapshot = snapshot
 
     def _build_snapshot(self, generation: int) -> Snapshot:
         import bm25s
 
-        rows = self.db.execute(
-            "SELECT id, chunk_id, vector, groups, title, heading, text FROM chunks ORDER BY id"
-        ).fetchall()
+        self.db.execute("BEGIN")  # one read transaction: the generation and the rows it stamps agree
+        try:
+            generation = self.generation
+            rows = self.db.execute(
+                "SELECT id, chunk_id, vector, groups, title, heading, text FROM chunks ORDER BY id"
+            ).fetchall()
+        finally:
+            self.db.execute("COMMIT")
         chunk_ids = [r[1] for r in rows]
         rowids = np.array([r[0] for r in rows], dtype=np.int64)
         vectors = (
@@ -334,19 +349,33 @@ class LocalStore:
         return [c for c in chunks if access.may_read(c.groups)] if access is not None else list(chunks)
 
     def documents(self, access: Access) -> list[StoredDocument]:
-        rows = self.db.execute(
-            "SELECT doc_id, source, origin, title, content_hash, groups, chunks, meta FROM documents ORDER BY source"
-        ).fetchall()
-        found = [
-            StoredDocument(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], json.loads(r[7]))
-            for r in rows
-        ]
-        return [d for d in found if access.may_read(d.groups)]
+        rows = self.db.execute(f"SELECT {_DOCUMENT_COLUMNS} FROM documents ORDER BY source").fetchall()
+        return [d for d in map(_document_from_row, rows) if access.may_read(d.groups)]
+
+    def document(self, doc_id: str, access: Access) -> StoredDocument | None:
+        """One document by id, or None when it does not exist or the caller may not read it."""
+        row = self.db.execute(
+            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)
+        ).fetchone()
+        document = _document_from_row(row) if row else None
+        return document if document is not None and access.may_read(document.groups) else None
+
+    def document_text(self, doc_id: str) -> str | None:
+        row = self.db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return str(row[0]) if row else None
 
     def groups(self) -> set[str]:
         """Every access group any document carries."""
         rows = self.db.execute("SELECT DISTINCT groups FROM documents").fetchall()
         return {group for (encoded,) in rows for group in json.loads(encoded)}
+
+    def group_counts(self) -> dict[str, int]:
+        """Documents per access group; "" counts the public ones (no groups)."""
+        counts: dict[str, int] = {}
+        for encoded, n in self.db.execute("SELECT groups, COUNT(*) FROM documents GROUP BY groups"):
+            for group in json.loads(encoded) or [""]:
+                counts[group] = counts.get(group, 0) + n
+        return counts
 
     def stats(self) -> dict[str, Any]:
         (documents,) = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()
@@ -362,7 +391,14 @@ class LocalStore:
         }
 
     def close(self) -> None:
-        self.db.close()
+        self._connections.close()
+
+
+_DOCUMENT_COLUMNS = "doc_id, source, origin, title, content_hash, groups, chunks, meta"
+
+
+def _document_from_row(r: Sequence[Any]) -> StoredDocument:
+    return StoredDocument(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], json.loads(r[7]))
 
 
 _CHUNK_COLUMNS = "chunk_id, doc_id, source, title, text, start, end, heading, page, row, groups, meta"

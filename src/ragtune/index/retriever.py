@@ -12,6 +12,7 @@ from ragtune.index.embedder import Embedder
 from ragtune.index.fusion import reciprocal_rank_fusion
 from ragtune.index.rerank import CrossEncoderReranker
 from ragtune.index.store import Access, Store
+from ragtune.text import scrub
 from ragtune.types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -49,6 +50,7 @@ class Retriever:
         k = k or self.config.k
         mode = check_mode(mode or self.config.mode)
         access = access or Access()
+        query = scrub(query)
         if not query.strip():
             raise RagtuneError("empty query: give some words to search for")
         depth = max(k, self.config.candidates)

@@ -110,6 +110,10 @@ def parse_markdown(path: Path, data: bytes) -> ParsedFile:
     except Exception as exc:  # YAML errors come in many classes
         raise IngestError(f"{path.name}: front matter is not valid YAML: {exc}") from exc
     meta = dict(post.metadata)
+    if _too_many_nodes(meta, limit=10_000):
+        raise IngestError(
+            f"{path.name}: front matter expands to over 10,000 values (YAML aliases?); keep it small"
+        )
     groups = meta.pop("groups", None)
     if isinstance(groups, str):
         groups = [g.strip() for g in groups.split(",") if g.strip()]
@@ -118,6 +122,21 @@ def parse_markdown(path: Path, data: bytes) -> ParsedFile:
     blocks, first_h1 = markdown_blocks(post.content)
     title = str(meta.pop("title", None) or first_h1 or _title_from_name(path))
     return ParsedFile(title, blocks, _jsonable(meta), groups)
+
+
+def _too_many_nodes(value: Any, limit: int) -> bool:
+    """Count values breadth-first, stopping at `limit`: YAML aliases can make a tiny file expand to billions."""
+    pending, seen = [value], 0
+    while pending:
+        item = pending.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
 
 
 def parse_text(path: Path, data: bytes) -> ParsedFile:
@@ -184,12 +203,30 @@ def parse_pdf(path: Path, data: bytes) -> ParsedFile:
     return ParsedFile(str(info_title).strip() or _title_from_name(path), blocks)
 
 
+MAX_EXPANDED_BYTES = 512 * 1024 * 1024
+
+
+def _check_expansion(path: Path, data: bytes) -> None:
+    """Refuse an archive whose members would expand past MAX_EXPANDED_BYTES (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            expanded = sum(member.file_size for member in archive.infolist())
+    except zipfile.BadZipFile as exc:
+        raise IngestError(f"{path.name}: not a valid DOCX file ({exc})") from exc
+    if expanded > MAX_EXPANDED_BYTES:
+        raise IngestError(
+            f"{path.name}: would expand to {expanded / 1e9:.1f} GB (over {MAX_EXPANDED_BYTES / 1e6:.0f} MB); "
+            "a zip bomb or a damaged file"
+        )
+
+
 def parse_docx(path: Path, data: bytes) -> ParsedFile:
     """Headings ("Heading N" styles) become the heading path; tables become "column: value" lines."""
     import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    _check_expansion(path, data)
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -372,7 +409,14 @@ def parse_file(path: Path, data: bytes, rows_per_chunk: int = 1) -> ParsedFile:
         raise IngestError(
             f"{path.name}: unsupported file type '{path.suffix or '(none)'}' (supported: {supported})"
         )
-    parsed = parser(path, data, rows_per_chunk)
+    try:
+        parsed = parser(path, data, rows_per_chunk)
+    except IngestError:
+        raise
+    except RecursionError as exc:
+        raise IngestError(f"{path.name}: nested too deeply to parse (hostile or broken file)") from exc
+    except ValueError as exc:  # e.g. an integer of thousands of digits, Python's int-string limit
+        raise IngestError(f"{path.name}: unreadable value ({exc})") from exc
     if not any(block.text.strip() for block in parsed.blocks):
         raise IngestError(f"{path.name}: no text to index (empty file)")
     return parsed

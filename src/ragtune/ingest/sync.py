@@ -30,6 +30,7 @@ class IngestReport:
     deleted: int = 0
     unchanged: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
+    restricted: dict[str, list[str]] = field(default_factory=dict)  # group -> sources written with it
     chunks_embedded: int = 0
     chunks_written: int = 0
     seconds: float = 0.0
@@ -44,6 +45,8 @@ class IngestReport:
         self.deleted += other.deleted
         self.unchanged += other.unchanged
         self.failed.extend(other.failed)
+        for group, sources in other.restricted.items():
+            self.restricted.setdefault(group, []).extend(sources)
         self.chunks_embedded += other.chunks_embedded
         self.chunks_written += other.chunks_written
         self.seconds = round(self.seconds + other.seconds, 3)
@@ -107,6 +110,8 @@ def sync_source(
             report.chunks_embedded += embedded
             report.chunks_written += len(texts)
             for document, _ in pending:
+                for group in document.groups:
+                    report.restricted.setdefault(group, []).append(document.source)
                 if document.source in known:
                     report.updated += 1
                 else:
@@ -131,6 +136,9 @@ def sync_source(
                     raise IngestError(f"{item.source}: no text to index")
             except IngestError as exc:
                 fail(item.source, _strip_name(str(exc), item.source))
+                continue
+            except Exception as exc:  # one bad file never aborts the ingest: skip it, say why
+                fail(item.source, f"could not be read ({type(exc).__name__}: {str(exc)[:200]})")
                 continue
             pending.append((document, chunks))
             if len(pending) >= batch_documents:

@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,54 +31,69 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragtune import __version__
-from ragtune.errors import RagtuneError
+from ragtune.errors import ContextLengthError, IngestBusyError, RagtuneError
 from ragtune.generate import params_from
 from ragtune.generate.base import Message
 from ragtune.index.embedder import BatchingEmbedder
 from ragtune.index.retriever import MODES
 from ragtune.index.store import Access
 from ragtune.ingest.parsers import PARSERS
+from ragtune.ingest.uploads import clean_upload_name
 from ragtune.serve.users import User
 from ragtune.strategies import STRATEGIES
+from ragtune.text import scrub
 from ragtune.types import Answer
 from ragtune.workspace import Workspace
 
 MODEL_PREFIX = "ragtune-"
 STATIC = Path(__file__).parent / "static"
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+
+
+def _scrubbed(value: Any) -> Any:
+    return scrub(value) if isinstance(value, str) else value
+
+
+# Request text is valid Unicode from here on: lone surrogates become U+FFFD before validation.
+Text = Annotated[str, BeforeValidator(_scrubbed)]
+
+
+class ContentPart(BaseModel):
+    type: str
+    text: Text = ""
 
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str | list[dict[str, Any]] | None = ""
+    content: Text | list[ContentPart] | None = ""
 
     def text(self) -> str:
         if isinstance(self.content, list):  # OpenAI content parts: keep the text ones
-            return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
+            return "".join(part.text for part in self.content if part.type == "text")
         return self.content or ""
 
 
 class ChatRequest(BaseModel):
-    model: str = MODEL_PREFIX + "rag"
-    messages: list[ChatMessage] = Field(min_length=1)
+    model: Text = MODEL_PREFIX + "rag"
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
     stream: bool = False
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
     max_tokens: int | None = Field(None, ge=1, le=4096)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: Text = Field(min_length=1, max_length=4000)
     k: int = Field(10, ge=1, le=100)
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
 
 
 class EmbeddingRequest(BaseModel):
-    input: str | list[str]
-    model: str | None = None
+    input: Text | list[Text]
+    model: Text | None = None
 
 
 class Busy(Exception):
@@ -107,8 +122,17 @@ class ModelGate:
         loop.call_soon_threadsafe(self.lock.release)
 
 
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over the {limit / 1024:.0f} KiB limit")
+
+
 class LimitsAndMetrics:
-    """Plain ASGI middleware: body size limits (413) and request metrics, streaming left untouched."""
+    """Plain ASGI middleware: body size limits (413) and request metrics, streaming left untouched.
+
+    The limit is checked on Content-Length and again on the bytes as they arrive, so a chunked body
+    (no Content-Length) cannot slip past it.
+    """
 
     def __init__(self, app: Any, cfg: Any, requests: Counter, latency: Histogram) -> None:
         self.app, self.cfg, self.requests, self.latency = app, cfg, requests, latency
@@ -120,13 +144,14 @@ class LimitsAndMetrics:
         started = time.perf_counter()
         path = scope["path"]
         route = re.sub(r"^/v1/documents/.+", "/v1/documents/{id}", path) if path.startswith("/v1/") else path
-        if route not in ("/", "/healthz", "/metrics") and not route.startswith("/v1/"):
+        if route not in ("/", "/healthz", "/metrics", "/openapi.json") and not route.startswith("/v1/"):
             route = "other"
         is_upload = route.startswith("/v1/documents")
-        limit = self.cfg.max_upload_mb * 1024 * 1024 if is_upload else self.cfg.max_request_kb * 1024
+        limit = int(self.cfg.max_upload_mb * 1024 * 1024) if is_upload else self.cfg.max_request_kb * 1024
         headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length", b"").decode()
+        length = headers.get(b"content-length", b"").decode("latin-1")
         status = 500
+        received = 0
 
         async def tracked(message: Any) -> None:
             nonlocal status
@@ -134,23 +159,58 @@ class LimitsAndMetrics:
                 status = message["status"]
             await send(message)
 
+        async def counted() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
         try:
             if length.isdigit() and int(length) > limit:
-                response = JSONResponse(
-                    {
-                        "error": {
-                            "message": f"request body over the {limit / 1024:.0f} KiB limit",
-                            "type": "too_large",
-                        }
-                    },
-                    status_code=413,
-                )
-                await response(scope, receive, tracked)
+                await error_response(413, BodyTooLarge(limit).detail, "too_large")(scope, receive, tracked)
             else:
-                await self.app(scope, receive, tracked)
+                try:
+                    await self.app(scope, counted, tracked)
+                except BodyTooLarge as exc:  # raised where the app could not turn it into a response
+                    if status == 500:
+                        await error_response(413, exc.detail, "too_large")(scope, receive, tracked)
         finally:
             self.requests.labels(route, str(status)).inc()
             self.latency.labels(route).observe(time.perf_counter() - started)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: text that cannot be UTF-8 falls back to \\u escapes, never a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+def error_response(
+    status: int,
+    message: str,
+    kind: str = "invalid_request",
+    headers: dict[str, str] | None = None,
+    code: int | str | None = None,
+    **extra: Any,
+) -> SafeJSONResponse:
+    """The one error shape (OpenAI's): {"error": {"message", "type", "code", ...}}."""
+    body = {"error": {"message": message, "type": kind, "code": code or status, **extra}}
+    return SafeJSONResponse(body, status_code=status, headers=headers)
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Where and what, never the rejected value: echoing it (inf, NaN, bad Unicode) cannot always be encoded."""
+    return [
+        {"loc": ".".join(str(part) for part in error.get("loc", ())), "msg": str(error.get("msg", ""))}
+        for error in errors
+    ]
 
 
 class Cancelled(Exception):
@@ -171,7 +231,15 @@ def create_app(ws: Workspace) -> FastAPI:
     index_documents = Gauge("ragtune_index_documents", "Documents in the index", registry=registry)
     gates: dict[str, ModelGate] = {}
     ws.retriever.embedder = BatchingEmbedder(ws.embedder)  # concurrent searches share encode calls
-    app = FastAPI(title="ragtune", version=__version__, docs_url="/docs", redoc_url=None)
+    # The schema is served at /openapi.json behind a key like every route but /healthz and the UI page.
+    app = FastAPI(
+        title="ragtune",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        default_response_class=SafeJSONResponse,
+    )
 
     def gate_for(strategy: str) -> ModelGate:
         key = "tuned:" + str(ws.adapter_dir(strategy)) if STRATEGIES[strategy].tuned else "default"
@@ -179,17 +247,24 @@ def create_app(ws: Workspace) -> FastAPI:
 
     app.add_middleware(LimitsAndMetrics, cfg=cfg, requests=requests, latency=latency)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"error": {"message": str(exc.detail), "type": "invalid_request", "code": exc.status_code}},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "too_large" if exc.status_code == 413 else "invalid_request"
+        return error_response(exc.status_code, str(exc.detail), kind, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(exc.errors())
+        summary = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:5])
+        return error_response(422, f"invalid request: {summary}", details=details)
 
     @app.exception_handler(RagtuneError)
     async def ragtune_error(request: Request, exc: RagtuneError) -> JSONResponse:
-        return JSONResponse({"error": {"message": str(exc), "type": "ragtune_error"}}, status_code=400)
+        if isinstance(exc, ContextLengthError):
+            return error_response(400, str(exc), param="messages", code="context_length_exceeded")
+        if isinstance(exc, IngestBusyError):
+            return error_response(409, str(exc), "conflict", {"Retry-After": "5"})
+        return error_response(400, str(exc), "ragtune_error")
 
     def caller(request: Request) -> User:
         header = request.headers.get("authorization", "")
@@ -223,8 +298,12 @@ def create_app(ws: Workspace) -> FastAPI:
             "version": __version__,
         }
 
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(user: User = Depends(caller)) -> dict[str, Any]:
+        return app.openapi()
+
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(user: User = Depends(caller)) -> Response:
         stats = await run_in_threadpool(ws.store.stats)
         index_chunks.set(stats["chunks"])
         index_documents.set(stats["documents"])
@@ -359,11 +438,14 @@ def create_app(ws: Workspace) -> FastAPI:
             raise HTTPException(429, "the model is busy; retry shortly", {"Retry-After": "2"}) from None
         threading.Thread(target=work, daemon=True, name=f"generate-{completion_id}").start()
 
+        # The first event decides the status: an error before the first token (a question too long
+        # for the context, say) is a 4xx, not a 200 stream that ends in an error event.
+        first = await pieces.get()
+        if first[0] == "error":
+            gone.set()
+            raise first[1]
         if not body.stream:
-            kind, value = await pieces.get()
-            if kind == "error":
-                raise value
-            answer = value
+            answer = first[1]
             completion = int(answer.timings.get("completion_tokens", 0))
             tokens.labels(strategy).inc(completion)
             return {
@@ -398,8 +480,10 @@ def create_app(ws: Workspace) -> FastAPI:
             sent = ""
             try:
                 yield chunk({"role": "assistant", "content": ""})
+                pending: tuple[str, Any] | None = first
                 while True:
-                    kind, value = await pieces.get()
+                    kind, value = pending if pending is not None else await pieces.get()
+                    pending = None
                     if kind == "token":
                         sent += value
                         yield chunk({"content": value})
@@ -428,15 +512,13 @@ def create_app(ws: Workspace) -> FastAPI:
 
     # Documents ------------------------------------------------------------------------------------
 
-    uploads = ws.state_dir / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    uploads_origin = ws.origin_of(uploads)
+    uploads_origin = ws.origin_of(ws.uploads.folder)
 
     def readable(doc_id: str, user: User) -> Any:
-        for document in ws.store.documents(access(user)):
-            if document.doc_id == doc_id:
-                return document
-        raise HTTPException(404, "no such document")  # the same answer whether it exists or is not yours
+        document = ws.store.document(doc_id, access(user))
+        if document is None:
+            raise HTTPException(404, "no such document")  # the same answer whether it exists or is not yours
+        return document
 
     @app.get("/v1/documents")
     async def list_documents(user: User = Depends(caller)) -> dict[str, Any]:
@@ -458,14 +540,14 @@ def create_app(ws: Workspace) -> FastAPI:
     @app.get("/v1/documents/{doc_id}")
     async def get_document(doc_id: str, user: User = Depends(caller)) -> dict[str, Any]:
         document = await run_in_threadpool(readable, doc_id, user)
-        row = ws.store.db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        text = await run_in_threadpool(ws.store.document_text, doc_id)
         return {
             "doc_id": document.doc_id,
             "source": document.source,
             "title": document.title,
             "groups": document.groups,
             "meta": document.meta,
-            "text": row[0] if row else "",
+            "text": text or "",
         }
 
     @app.post("/v1/documents", status_code=201)
@@ -474,9 +556,8 @@ def create_app(ws: Workspace) -> FastAPI:
         groups: str = Form(""),
         user: User = Depends(admin),
     ) -> dict[str, Any]:
-        raw_name = (file.filename or "").replace("\\", "/").split("/")[-1]
-        name = _SAFE_NAME.sub("_", raw_name).strip(" .")
-        if not name or name in (".", ".."):
+        name = clean_upload_name(scrub(file.filename or ""))
+        if not name:
             raise HTTPException(422, "the upload needs a file name")
         suffix = Path(name).suffix.lower()
         if suffix not in PARSERS:
@@ -484,36 +565,22 @@ def create_app(ws: Workspace) -> FastAPI:
                 415, f"unsupported file type {suffix or '(none)'!r}; supported: {', '.join(sorted(PARSERS))}"
             )
         limit = int(cfg.max_upload_mb * 1024 * 1024)
-        uploads.mkdir(parents=True, exist_ok=True)
-        staging = ws.state_dir / "uploads-staging" / uuid.uuid4().hex
-        staging.mkdir(parents=True)
+        group_list = [g.strip() for g in scrub(groups).split(",") if g.strip()]
+        staging = ws.uploads.new_staging_dir()
         try:
-            target = staging / name
+            staged = staging / name
             size = 0
-            with target.open("wb") as sink:
+            with staged.open("wb") as sink:
                 while block := await file.read(1 << 20):
                     size += len(block)
                     if size > limit:
                         raise HTTPException(413, f"{name}: over the {cfg.max_upload_mb:g} MB upload limit")
                     sink.write(block)
-            group_list = [g.strip() for g in groups.split(",") if g.strip()]
-            final = uploads / name
-            previous = final.read_bytes() if final.exists() else None
-            shutil.move(str(target), final)
-
-            def ingest() -> Any:
-                return ws.ingest([final], groups=group_list, show_progress=False)
-
-            report = await run_in_threadpool(ingest)
-            if report.failed:
-                if previous is None:
-                    final.unlink(missing_ok=True)
-                else:
-                    final.write_bytes(previous)
-                reason = report.failed[0]["error"]
-                raise HTTPException(422, f"{name} was not indexed: {reason}")
+            report = await run_in_threadpool(ws.add_upload, staged, group_list)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            ws.uploads.discard(staging)
+        if report.failed:
+            raise HTTPException(422, f"{name} was not indexed: {report.failed[0]['error']}")
         documents = [d for d in ws.store.documents(Access.of(group_list)) if d.source == name]
         document = documents[0] if documents else None
         return {
@@ -531,11 +598,14 @@ def create_app(ws: Workspace) -> FastAPI:
 
     @app.delete("/v1/documents/{doc_id}")
     async def delete_document(doc_id: str, user: User = Depends(admin)) -> dict[str, Any]:
-        document = await run_in_threadpool(readable, doc_id, user)
+        # Admins change documents whatever their groups (they uploaded restricted ones too).
+        document = await run_in_threadpool(ws.store.document, doc_id, ws.everyone())
+        if document is None:
+            raise HTTPException(404, "no such document")
 
         await run_in_threadpool(ws.delete_document, document.origin, document.source)
         if document.origin == uploads_origin:
-            (uploads / document.source).unlink(missing_ok=True)
+            (ws.uploads.folder / document.source).unlink(missing_ok=True)
         return {"deleted": doc_id, "source": document.source}
 
     @app.get("/v1/report", response_class=HTMLResponse)

@@ -6,6 +6,7 @@ low-entropy secrets; these are not). Lookups compare digests with hmac.compare_d
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import json
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragtune.errors import ConfigError
+from ragtune.sqlite import ThreadConnections
 
 KEY_PREFIX = "rt-"
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -38,11 +40,15 @@ class UserStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self._connections = ThreadConnections(path, timeout=30)
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, groups TEXT NOT NULL, admin INTEGER NOT NULL,"
             " key_sha256 TEXT NOT NULL UNIQUE, created REAL NOT NULL, revoked REAL)"
         )
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._connections.db
 
     def add(self, name: str, groups: list[str], admin: bool = False) -> str:
         """Create (or re-key) a user; returns the new key, which is never stored in clear."""
@@ -91,5 +97,14 @@ class UserStore:
             for r in rows
         ]
 
+    def holders(self) -> dict[str, builtins.list[str]]:
+        """group -> names of the active users who hold it."""
+        held: dict[str, builtins.list[str]] = {}
+        for user in self.list():
+            if not user["revoked"]:
+                for group in user["groups"]:  # type: ignore[attr-defined]
+                    held.setdefault(str(group), []).append(str(user["name"]))
+        return held
+
     def close(self) -> None:
-        self.db.close()
+        self._connections.close()

@@ -10,7 +10,6 @@ force memorisation), the target is the refusal: an HR assistant must not answer 
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,6 +40,18 @@ def evidence_sentence(chunk: Chunk, answers: list[str]) -> str | None:
     return None
 
 
+def raft_quote(oracle: Chunk, evidence: str | None, answers: list[str]) -> str | None:
+    """The sentence a RAFT target quotes: text of the oracle passage, byte for byte.
+
+    The given evidence is used when the passage holds it verbatim; otherwise the passage's own first
+    sentence with an answer. Never a normalised copy: a quote the passage does not contain teaches
+    the model to misquote (padded table cells collapsed to single spaces did exactly that).
+    """
+    if evidence and evidence.strip() and evidence.strip() in oracle.text:
+        return evidence.strip()
+    return evidence_sentence(oracle, answers)
+
+
 def _oracle(ws: Workspace, row: dict[str, Any], allowed: Access) -> Chunk | None:
     if row.get("chunk_id"):
         found = ws.store.chunks([str(row["chunk_id"])])
@@ -67,9 +78,9 @@ def build_raft(ws: Workspace, questions: list[dict[str, Any]], cfg: RaftConfig) 
         if answers and oracle is None:
             skipped["no passage holds the answer"] += 1
             continue
-        quote = row.get("evidence") or (evidence_sentence(oracle, answers) if oracle else None)
+        quote = raft_quote(oracle, row.get("evidence"), answers) if oracle else None
         if oracle is not None and quote is None:
-            skipped["no sentence holds the answer"] += 1
+            skipped["no sentence of the passage holds the answer"] += 1
             continue
         gold_doc = oracle.doc_id if oracle else None
         distractors: list[Chunk] = []
@@ -86,7 +97,7 @@ def build_raft(ws: Workspace, questions: list[dict[str, Any]], cfg: RaftConfig) 
         texts = [format_passage(n, Hit(c, 0.0), "inline") for n, c in enumerate(passages, start=1)]
         if keep_oracle and oracle is not None:
             n = passages.index(oracle) + 1
-            target = f'"{_clean(str(quote))}" [{n}]'
+            target = f'"{quote}" [{n}]'
             with_oracle += 1
         else:
             target = REFUSAL
@@ -94,7 +105,3 @@ def build_raft(ws: Workspace, questions: list[dict[str, Any]], cfg: RaftConfig) 
         messages = [*rag_messages(question, texts, style="inline"), {"role": "assistant", "content": target}]
         examples.append({"messages": messages})
     return RaftBuild(examples, with_oracle, without_oracle, dict(skipped))
-
-
-def _clean(sentence: str) -> str:
-    return re.sub(r"\s+", " ", sentence).strip().strip('"')
