@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ragtune.errors import RagtuneError
@@ -317,6 +318,24 @@ def _warn_unheld(group: str) -> None:
         f"`ragtune users add NAME --groups {group}`, or remove the groups from those documents to make them public.",
         highlight=False,
     )
+
+
+@app.command()
+def models(as_json: JsonOption = False) -> None:
+    """The chat models that ship as packages: size, whether installed, and what they measured."""
+    from ragtune.generate.builtins import list_builtins
+
+    rows = list_builtins()
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="builtin models (generator.model = NAME)")
+    for column in ("name", "size", "installed", "measured"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for row in rows:
+        installed = "yes" if row["installed"] else f"no: {row['install']}"
+        table.add_row(str(row["name"]), f"{row['size_mb']} MB", escape(installed), str(row["measured"]) or "-")
+    out.print(table)
 
 
 @app.command()

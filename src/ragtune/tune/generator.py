@@ -74,6 +74,16 @@ def model_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def cpu_has_native_bf16() -> bool:
+    """bf16 mixed precision pays on a CPU with bf16 instructions (1.6x on an AVX-512-BF16 Xeon) and
+    is ruinous without them: 6 tokens/s instead of ~240 on an AVX2-only AMD EPYC (emulated bf16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 def train_generator(
     data: Path,
     run_dir: Path,
@@ -147,7 +157,8 @@ def train_generator(
         logging_steps=1,
         seed=config.seed,
         data_seed=config.seed,
-        use_cpu=not on_gpu,  # bf16 left at TRL's default: mixed precision, 1.6x faster here even on CPU
+        use_cpu=not on_gpu,
+        bf16=on_gpu or cpu_has_native_bf16(),
         report_to="none",
         disable_tqdm=True,
         include_num_input_tokens_seen=True,
