@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,26 +20,9 @@ from pathlib import Path
 
 import httpx
 import psutil
-from _common import percentiles, print_table
+from _common import QUERIES, cli, percentiles, print_table, start_server, stop_server
 
 HR = Path(__file__).resolve().parents[1] / "examples" / "hr"
-QUERIES = [
-    "how many days of annual leave",
-    "parental leave for the second parent",
-    "expenses for train travel",
-    "remote work from abroad",
-    "pension contribution",
-    "probation period length",
-    "Lisbon office address",
-    "learning budget per year",
-]
-
-
-def cli(ws: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "ragtune.cli", *args], cwd=ws, capture_output=True, text=True, check=True
-    )
-    return done.stdout
 
 
 async def hammer(
@@ -116,23 +96,7 @@ def main() -> None:
     direct_rps = len(samples) / sum(samples)
     local.close()
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ragtune.cli", "serve", "--port", str(port)],
-        cwd=ws,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
+    server, url = start_server(ws)
     memory = psutil.Process(server.pid)
     start_mb = memory.memory_info().rss / 1e6
 
@@ -159,8 +123,7 @@ def main() -> None:
         )
     )
     end_mb = memory.memory_info().rss / 1e6
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=60)
+    stop_server(server)
 
     def errors(result: dict) -> str:
         return str(sum(n for status, n in result["other"].items() if status != 429))

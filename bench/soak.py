@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,27 +22,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
-from _common import percentiles, print_table
+from _common import QUERIES, cli, percentiles, print_table, start_server, stop_server
 
 HR = Path(__file__).resolve().parents[1] / "examples" / "hr"
-QUERIES = [
-    "how many days of annual leave",
-    "parental leave for the second parent",
-    "expenses for train travel",
-    "remote work from abroad",
-    "pension contribution",
-    "probation period length",
-    "Lisbon office address",
-    "learning budget per year",
-]
 WORKLOAD = [("search", 60), ("embeddings", 10), ("documents", 10), ("chat", 15), ("stream", 5)]
-
-
-def cli(ws: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "ragtune.cli", *args], cwd=ws, capture_output=True, text=True, check=True
-    )
-    return done.stdout
 
 
 def rss_mb(pid: int) -> float:
@@ -163,29 +143,12 @@ def main() -> None:
     cli(ws, "ingest", str(HR / "docs"))
     key = cli(ws, "users", "add", "soak", "--groups", "hr").strip().splitlines()[-1]
     admin_key = cli(ws, "users", "add", "soak-admin", "--admin").strip().splitlines()[-1]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ragtune.cli", "serve", "--port", str(port)],
-        cwd=ws,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
+    server, url = start_server(ws)
     print(f"soak: {args.clients} clients for {args.seconds:.0f}s against {url}", flush=True)
     try:
         tally, memory = asyncio.run(soak(url, key, admin_key, args.clients, args.seconds, server.pid))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        stop_server(server)
 
     rows = []
     for route in [k for k, _ in WORKLOAD] + ["upload", "delete"]:

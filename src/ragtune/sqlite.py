@@ -21,7 +21,7 @@ class ThreadConnections:
         self.pragmas = ("journal_mode=WAL", *pragmas)
         self.timeout = timeout
         self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
+        self._opened: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
 
     @property
@@ -34,12 +34,28 @@ class ThreadConnections:
                 connection.execute(f"PRAGMA {pragma}")
             self._local.connection = connection
             with self._lock:
-                self._opened.append(connection)
+                self._close_orphans()
+                self._opened.append((threading.current_thread(), connection))
         return connection
+
+    def _close_orphans(self) -> None:
+        """Close the connections of threads that have ended (a server starts one per generation)."""
+        alive = []
+        for thread, connection in self._opened:
+            if thread.is_alive():
+                alive.append((thread, connection))
+            else:
+                connection.close()
+        self._opened = alive
+
+    def open_connections(self) -> int:
+        with self._lock:
+            self._close_orphans()
+            return len(self._opened)
 
     def close(self) -> None:
         with self._lock:
-            for connection in self._opened:
+            for _, connection in self._opened:
                 connection.close()
             self._opened.clear()
         self._local = threading.local()

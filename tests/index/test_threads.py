@@ -58,3 +58,17 @@ def test_a_search_never_sees_a_write_in_progress(
         thread.join()
     assert seen == {"generation": generation, "chunks": chunks, "hits": 3}
     assert store.stats()["chunks"] == chunks, "the rolled-back write left nothing behind"
+
+
+def test_connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
+    """A server starts a thread per generation: their connections must not pile up (a leak the soak found)."""
+    from ragtune.sqlite import ThreadConnections
+
+    connections = ThreadConnections(tmp_path / "db.sqlite")
+    for _ in range(50):
+        thread = threading.Thread(target=lambda: connections.db.execute("SELECT 1").fetchone())
+        thread.start()
+        thread.join()
+    connections.db.execute("SELECT 1")
+    assert connections.open_connections() == 1, "only this thread's connection is left open"
+    connections.close()
