@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -46,8 +47,6 @@ class UploadFolder:
         self._lock = threading.Lock()  # uploads of the same name must not interleave their swaps
 
     def new_staging_dir(self) -> Path:
-        import uuid
-
         path = self.staging / uuid.uuid4().hex
         path.mkdir(parents=True)
         return path
@@ -61,7 +60,6 @@ class UploadFolder:
         """Move `staged` into place and index it; on failure (or a crash) put the old file back."""
         final = self.folder / staged.name
         backup = staged.with_name(staged.name + ".previous")
-        self.folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             had_previous = final.exists()
             if had_previous:
