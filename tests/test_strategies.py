@@ -6,17 +6,11 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
+from ragtune.citations import infer_citations, parse_citations
 from ragtune.errors import RagtuneError
 from ragtune.generate import GenerationParams, Message
 from ragtune.generate.prompts import REFUSAL
-from ragtune.strategies import (
-    STRATEGIES,
-    answer_question,
-    fit_passages,
-    get_strategy,
-    infer_citations,
-    parse_citations,
-)
+from ragtune.strategies import STRATEGIES, answer_question, fit_passages, get_strategy
 from ragtune.types import Chunk, Hit
 
 
@@ -47,6 +41,7 @@ class ScriptedGenerator:
 class FixedRetriever:
     def __init__(self, hits: list[Hit]) -> None:
         self.hits = hits
+        self.embedder = None  # citation checks fall back to lexical support
 
     def retrieve(self, query: str, k: int | None = None, **_: object) -> list[Hit]:
         return self.hits[:k]

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ragtune.errors import RagtuneError
 from ragtune.generate import Message
@@ -254,6 +255,17 @@ def _print_sources(answer: Answer) -> None:
         where = f" ({chunk.location})" if chunk.location else ""
         mark = " (inferred)" if citation.inferred else ""
         out.print(f"  [{citation.n}] [bold]{chunk.source}[/]{where}{mark}: {snippet}", highlight=False)
+    check = answer.verification
+    if check and check.get("supported_share") is not None:
+        precision = check["citation_precision"]
+        out.print(
+            f"[dim]verified: {check['supported_share']:.0%} of sentences supported by the passages"
+            + (f", citation precision {precision:.0%}" if precision is not None else "")
+            + "[/]",
+            highlight=False,
+        )
+        for sentence in check["unsupported"]:
+            out.print(Text.assemble(("  unsupported: ", "yellow"), sentence), highlight=False)
     t = answer.timings
     out.print(
         f"[dim]{answer.strategy} · retrieve {t.get('retrieve_ms', 0):.0f} ms · first token {t.get('ttft_ms', 0):.0f} ms"
@@ -512,6 +524,34 @@ def tune_raft(
     )
     _print_tune_report(report)
     out.print("[dim]`ragtune ask --strategy hybrid` now uses this adapter[/dim]")
+
+
+@tune_app.command("fusion")
+def tune_fusion(
+    questions: Annotated[
+        Path, typer.Option(help="Question JSONL with gold_doc labels (yours, or synth/questions.jsonl).")
+    ],
+    write: Annotated[
+        bool, typer.Option("--write/--dry-run", help="Save the chosen fusion in ragtune.toml [retrieval].")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit hybrid fusion (convex weight alpha, or RRF) on labelled questions by document nDCG@10."""
+    fit = _open().tune_fusion(questions, write=write)
+    if as_json:
+        _print_json(fit.to_dict())
+        return
+    table = Table(title=f"document nDCG@10 on {fit.questions} labelled questions")
+    table.add_column("retrieval")
+    table.add_column("nDCG@10", justify="right")
+    shown = ["bm25", "dense", "rrf", *(f"convex a={a / 10:.2f}" for a in range(11))]
+    chosen = "rrf" if fit.fusion == "rrf" else f"convex a={fit.alpha:.2f}"
+    for name in dict.fromkeys([*shown, chosen]):
+        mark = " <- chosen" if name == chosen else ""
+        table.add_row(name + mark, f"{fit.ndcg[name]:.4f}")
+    out.print(table)
+    saved = "saved in ragtune.toml" if write else "not saved (--dry-run)"
+    out.print(f"fusion = {fit.fusion!r}, alpha = {fit.alpha}: {saved}")
 
 
 @tune_app.command("retriever")

@@ -12,6 +12,8 @@ from ragtune.errors import ConfigError
 
 CONFIG_FILE = "ragtune.toml"
 BUILTIN_EMBEDDER = "builtin:all-MiniLM-L6-v2"
+# Who the assistant is comes from `[answer] persona`; this neutral one fits any knowledge base.
+DEFAULT_PERSONA = "You are a careful assistant who answers questions about the team's documents."
 
 
 class _Section(BaseModel):
@@ -53,6 +55,14 @@ class RetrievalConfig(_Section):
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     k: int = Field(5, ge=1, le=1000)
     candidates: int = Field(50, ge=1, description="Per-list depth before fusion.")
+    fusion: Literal["convex", "rrf"] = Field(
+        "convex",
+        description="hybrid: 'convex' = alpha * dense + (1 - alpha) * bm25 on normalised scores "
+        "(Bruch et al. 2023); 'rrf' = reciprocal rank fusion.",
+    )
+    alpha: float = Field(
+        0.5, ge=0.0, le=1.0, description="Weight of dense in convex fusion; `ragtune tune fusion` fits it."
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
 
 
@@ -80,6 +90,11 @@ class GeneratorConfig(_Section):
 
 
 class AnswerConfig(_Section):
+    persona: str = Field(
+        DEFAULT_PERSONA,
+        min_length=1,
+        description="Who the assistant is and its house rules; the first sentence of every system prompt.",
+    )
     passages: int = Field(3, ge=1, le=50, description="Retrieved passages put in the RAG prompt.")
     citations: Literal["attached", "inline"] = Field(
         "attached",
@@ -228,6 +243,20 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: {problems}") from exc
 
 
+def update_config(path: Path, section: str, values: dict[str, object]) -> None:
+    """Set keys of one section in ragtune.toml, keeping the user's comments and layout (tomlkit)."""
+    import tomlkit
+
+    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    table = document.setdefault(section, tomlkit.table())
+    for key, value in values.items():
+        table[key] = value
+    Config.model_validate(document.unwrap())  # never write a config that would not load
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
+    tmp.replace(path)
+
+
 DEFAULT_TOML = f"""\
 # ragtune workspace configuration. Every value here is the default; delete what you do not change.
 
@@ -248,6 +277,8 @@ exclude = ["*.sqlite", "*.sqlite3", "*.db", "*~", "*.tmp"]
 mode = "hybrid"         # hybrid | dense | bm25
 k = 5
 candidates = 50
+fusion = "convex"       # convex: alpha * dense + (1 - alpha) * bm25, normalised | rrf
+alpha = 0.5             # `ragtune tune fusion` fits it on your questions
 rrf_k = 60
 
 [rerank]
@@ -264,6 +295,7 @@ temperature = 0.0
 timeout_s = 120
 
 [answer]
+persona = "{DEFAULT_PERSONA}"
 passages = 3            # retrieved passages in the RAG prompt
 citations = "attached"  # attached (tiny models) | inline (the model writes [n])
 min_relevance = 0.35    # best passage below this cosine -> "I don't know"

@@ -6,20 +6,19 @@ else (prompt text, timing, citation handling) is shared.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from bm25s.stopwords import STOPWORDS_EN
-
+from ragtune.citations import infer_citations, parse_citations, verify_citations
+from ragtune.config import DEFAULT_PERSONA
 from ragtune.errors import ContextLengthError, RagtuneError
 from ragtune.generate import Generation, GenerationParams, Generator, Message, run_generation
 from ragtune.generate.prompts import REFUSAL, CitationStyle, base_messages, format_passage, rag_messages
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.text import scrub
-from ragtune.types import Answer, Citation, Hit
+from ragtune.types import Answer, Hit
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,7 @@ def answer_question(
     history: Sequence[Message] = (),
     on_token: Callable[[str], None] | None = None,
     citation_style: CitationStyle = "attached",
+    persona: str = DEFAULT_PERSONA,
 ) -> Answer:
     """Answer one question; the caller's access flows into retrieval, so passages are all readable."""
     question = scrub(question)
@@ -68,8 +68,8 @@ def answer_question(
         raise RagtuneError("empty question: ask something")
     params, notes = fit_answer_room(generator, params)
     if not strategy.retrieves:
-        history, dropped_notes = fit_history(generator, lambda h: base_messages(question, h), history, params)
-        generation = run_generation(generator, base_messages(question, history), params, on_token)
+        history, dropped_notes = fit_history(generator, lambda h: base_messages(question, h, persona), history, params)
+        generation = run_generation(generator, base_messages(question, history, persona), params, on_token)
         return Answer(
             generation.text,
             strategy.name,
@@ -79,7 +79,7 @@ def answer_question(
         )
     if retriever is None:
         raise RagtuneError(f"strategy {strategy.name!r} needs an index; ingest documents first")
-    fit_history(generator, lambda h: rag_messages(question, [], h, citation_style), [], params)  # fail fast
+    fit_history(generator, lambda h: rag_messages(question, [], h, citation_style, persona), [], params)  # fail fast
 
     started = time.perf_counter()
     hits = retriever.retrieve(question, k=passages, access=access or Access())
@@ -106,13 +106,15 @@ def answer_question(
 
     first = [format_passage(1, hits[0], citation_style, max_chars=_MIN_PASSAGE_CHARS)]
     history, dropped_notes = fit_history(
-        generator, lambda h: rag_messages(question, first, h, citation_style), history, params
+        generator, lambda h: rag_messages(question, first, h, citation_style, persona), history, params
     )
-    texts, passage_notes = fit_passages(generator, question, hits, history, params.max_tokens, citation_style)
+    texts, passage_notes = fit_passages(
+        generator, question, hits, history, params.max_tokens, citation_style, persona
+    )
     notes += dropped_notes + passage_notes
     given = hits[: len(texts)]
     generation = run_generation(
-        generator, rag_messages(question, texts, history, citation_style), params, on_token
+        generator, rag_messages(question, texts, history, citation_style, persona), params, on_token
     )
     text, citations, dropped = parse_citations(generation.text, given)
     if not citations and not is_refusal(text):
@@ -120,14 +122,17 @@ def answer_question(
         if citations:
             text = f"{text} " + "".join(f"[{c.n}]" for c in citations)
     debug["notes"] = notes + generation.notes + [f"dropped citation [{n}]: no such passage" for n in dropped]
+    refused = is_refusal(text)
+    verification = None if refused else verify_citations(text, [h.chunk for h in given], retriever.embedder)
     return Answer(
         text,
         strategy.name,
         citations=citations,
         passages=given,
-        refused=is_refusal(text),
+        refused=refused,
         timings=_timings(retrieve_ms, generation),
         debug=debug,
+        verification=verification.to_dict() if verification else None,
     )
 
 
@@ -188,12 +193,13 @@ def fit_passages(
     history: Sequence[Message],
     max_tokens: int,
     style: CitationStyle = "inline",
+    persona: str = DEFAULT_PERSONA,
 ) -> tuple[list[str], list[str]]:
     """Passages that fit the context window with room for the answer; says what it cut."""
     budget = generator.context_window - max_tokens - _TEMPLATE_MARGIN
 
     def too_long(texts: list[str]) -> bool:
-        return generator.count_tokens(rag_messages(question, texts, history, style)) > budget
+        return generator.count_tokens(rag_messages(question, texts, history, style, persona)) > budget
 
     texts = [format_passage(n, hit, style) for n, hit in enumerate(hits, start=1)]
     notes: list[str] = []
@@ -210,41 +216,6 @@ def fit_passages(
             texts = [format_passage(1, hits[0], style, max_chars=limit)]
         notes.append(f"passage [1] cut to {limit} characters to fit the context")
     return texts, notes
-
-
-_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-
-
-def parse_citations(text: str, passages: Sequence[Hit]) -> tuple[str, list[Citation], list[int]]:
-    """[n] markers -> Citation objects; markers naming a passage that was not given are removed."""
-    cited: list[int] = []
-    dropped: list[int] = []
-
-    def keep_valid(match: re.Match[str]) -> str:
-        numbers = [int(n) for n in match.group(1).split(",")]
-        valid = [n for n in numbers if 1 <= n <= len(passages)]
-        dropped.extend(n for n in numbers if n not in valid)
-        cited.extend(n for n in valid if n not in cited)
-        return "".join(f"[{n}]" for n in valid)
-
-    cleaned = _CITATION.sub(keep_valid, text)
-    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
-    return cleaned, [Citation(n, passages[n - 1].chunk) for n in cited], dropped
-
-
-_WORD = re.compile(r"\w+")
-_COMMON = frozenset(STOPWORDS_EN)
-
-
-def infer_citations(text: str, passages: Sequence[Hit]) -> list[Citation]:
-    """When the model cites nothing, attach the passage sharing the most content words with the answer."""
-    words = {w for w in _WORD.findall(text.lower()) if w not in _COMMON and len(w) > 1}
-    best, best_overlap = 0, 1
-    for n, hit in enumerate(passages, start=1):
-        overlap = len(words & set(_WORD.findall(hit.chunk.text.lower())))
-        if overlap > best_overlap:
-            best, best_overlap = n, overlap
-    return [Citation(best, passages[best - 1].chunk, inferred=True)] if best else []
 
 
 def is_refusal(text: str) -> bool:

@@ -152,6 +152,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     refused: bool = False
     debug: dict[str, Any] = field(default_factory=dict)
+    verification: dict[str, Any] | None = None  # ragtune.citations.Verification.to_dict(); None if refused
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,5 +165,6 @@ class Answer:
                 for n, h in enumerate(self.passages, start=1)
             ],
             "timings": self.timings,
+            "verification": self.verification,
             "debug": self.debug,
         }

@@ -22,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ragtune.config import CONFIG_FILE, DEFAULT_TOML, Config, GeneratorConfig, load_config
+from ragtune.config import CONFIG_FILE, DEFAULT_TOML, Config, GeneratorConfig, load_config, update_config
 from ragtune.errors import ConfigError, DataError, IngestBusyError, RagtuneError, WorkspaceError
 from ragtune.evaluate.questions import read_questions
 from ragtune.generate import GenerationParams, Generator, Message, load_generator, params_from
@@ -38,6 +38,7 @@ from ragtune.ingest.uploads import UploadFolder
 from ragtune.serve.users import UserStore
 from ragtune.strategies import answer_question, get_strategy
 from ragtune.tune.export import ExportReport, export_adapter
+from ragtune.tune.fusion import FusionFit, fit_fusion
 from ragtune.tune.generator import TuneReport, train_generator
 from ragtune.tune.raft import RaftBuild, build_raft
 from ragtune.tune.retriever import ACTIVE_FILE, RetrieverTuneReport, reembed_index, train_retriever
@@ -208,6 +209,15 @@ class Workspace:
             show_progress=show_progress,
             console=self.console,
         )
+
+    def tune_fusion(self, questions: Path, *, write: bool = True) -> FusionFit:
+        """Fit hybrid fusion on labelled questions and, unless told not to, save it in ragtune.toml."""
+        fit = fit_fusion(self.retriever, read_questions(questions), self.everyone())
+        if write:
+            update_config(self.root / CONFIG_FILE, "retrieval", {"fusion": fit.fusion, "alpha": fit.alpha})
+            self.config = load_config(self.root / CONFIG_FILE)
+            self.__dict__.pop("retriever", None)
+        return fit
 
     @cached_property
     def embedding_cache(self) -> EmbeddingCache:
@@ -624,6 +634,7 @@ class Workspace:
             history=history,
             on_token=on_token,
             citation_style=citation_style,
+            persona=self.config.answer.persona,
         )
 
     def stats(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 
 from ragtune.errors import DataError
 from ragtune.evaluate.questions import read_questions
-from ragtune.generate.prompts import RAG_SYSTEM_INLINE, REFUSAL
+from ragtune.generate.prompts import REFUSAL, rag_system
 from ragtune.tune.raft import build_raft
 from ragtune.workspace import Workspace
 from tests.conftest import run_cli
@@ -32,7 +32,7 @@ def test_raft_examples_hide_the_oracle_among_real_distractors(synth_workspace: t
     assert len(built.examples) == built.with_oracle + built.without_oracle
     for example in built.examples:
         system, user, assistant = example["messages"]
-        assert system["content"] == RAG_SYSTEM_INLINE, "trained on the prompt hybrid sends"
+        assert system["content"] == rag_system("inline", ws.config.answer.persona), "trained on the prompt hybrid sends"
         assert "salary-bands" not in user["content"], "restricted text never enters training data"
         passages = re.split(
             r"\n\n(?=\[\d+\] )", user["content"].split("\n\nQuestion:")[0].removeprefix("Passages:\n\n")

@@ -17,7 +17,7 @@ from rich.progress import Progress
 
 from ragtune.config import CONFIG_FILE, RetrievalConfig
 from ragtune.errors import EvalError
-from ragtune.evaluate.metrics import score_run
+from ragtune.evaluate.metrics import METRICS, score_run
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.ingest.sources import RecordSource
@@ -62,6 +62,14 @@ def load_beir(folder: Path, split: str = "test") -> tuple[list[tuple[str, str, s
     return corpus, queries, qrels
 
 
+def beir_workspace(folder: Path, workspace: Path | None = None, show_progress: bool = True) -> Workspace:
+    """The BEIR corpus indexed in its scratch workspace (re-embedding nothing on a second run)."""
+    corpus, _, _ = load_beir(folder)
+    ws = _scratch_workspace(folder, workspace)
+    ws.sync(RecordSource(corpus, origin="beir"), show_progress=show_progress)
+    return ws
+
+
 def _scratch_workspace(folder: Path, workspace: Path | None) -> Workspace:
     """A workspace for the corpus, with the caller's config, kept so re-runs re-embed nothing."""
     key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
@@ -72,6 +80,9 @@ def _scratch_workspace(folder: Path, workspace: Path | None) -> Workspace:
     if parent is not None:
         shutil.copyfile(parent / CONFIG_FILE, scratch / CONFIG_FILE)
     return Workspace.init(scratch)
+
+
+__all__ = ["METRICS", "beir_workspace", "evaluate_beir", "load_beir"]
 
 
 def evaluate_beir(
@@ -87,7 +98,8 @@ def evaluate_beir(
         report = ws.sync(RecordSource(corpus, origin="beir"), show_progress=show_progress)
         judged = sorted(qrels)
         vectors = ws.embedder.embed([queries[q] for q in judged]) if set(modes) - {"bm25"} else None
-        retriever = Retriever(ws.store, ws.embedder, RetrievalConfig(k=200, candidates=300))
+        settings = ws.config.retrieval.model_dump() | {"k": 200, "candidates": max(100, ws.config.retrieval.candidates)}
+        retriever = Retriever(ws.store, ws.embedder, RetrievalConfig(**settings))
         results: dict[str, dict[str, float]] = {}
         with Progress(console=ws.console, disable=not show_progress, transient=True) as progress:
             for mode in modes:

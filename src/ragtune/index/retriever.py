@@ -9,7 +9,7 @@ import numpy as np
 from ragtune.config import RetrievalConfig
 from ragtune.errors import RagtuneError
 from ragtune.index.embedder import Embedder
-from ragtune.index.fusion import reciprocal_rank_fusion
+from ragtune.index.fusion import Fused, convex_combination, reciprocal_rank_fusion
 from ragtune.index.rerank import CrossEncoderReranker
 from ragtune.index.store import Access, Store
 from ragtune.text import scrub
@@ -53,23 +53,8 @@ class Retriever:
         query = scrub(query)
         if not query.strip():
             raise RagtuneError("empty query: give some words to search for")
-        depth = max(k, self.config.candidates)
-        rankings: dict[str, list[tuple[str, float]]] = {}
-        if mode in ("dense", "hybrid"):
-            vector = query_vector if query_vector is not None else self.embedder.embed([query])[0]
-            rankings["dense"] = self.store.search_dense(vector, depth, access)
-        if mode in ("bm25", "hybrid"):
-            rankings["bm25"] = self.store.search_bm25(query, depth, access)
-
-        if mode == "hybrid":
-            fused = reciprocal_rank_fusion(
-                {n: [i for i, _ in r] for n, r in rankings.items()}, self.config.rrf_k
-            )
-            scored = [(item, score, ranks) for item, score, ranks in fused]
-        else:
-            ((name, ranking),) = rankings.items()
-            scored = [(item, score, {name: rank}) for rank, (item, score) in enumerate(ranking, 1)]
-
+        rankings = self.candidate_lists(query, mode, max(k, self.config.candidates), access, query_vector)
+        scored = self.fuse(rankings)
         keep = scored[: max(k, self.reranker.top_n) if self.reranker is not None else k]
         chunks = {c.chunk_id: c for c in self.store.chunks([item for item, _, _ in keep])}
         list_scores = {name: dict(ranking) for name, ranking in rankings.items()}
@@ -81,3 +66,27 @@ class Retriever:
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k]
+
+    def candidate_lists(
+        self, query: str, mode: Mode, depth: int, access: Access, query_vector: np.ndarray | None = None
+    ) -> dict[str, list[tuple[str, float]]]:
+        """(chunk id, score) lists best first, one per search the mode runs, before any fusion."""
+        rankings: dict[str, list[tuple[str, float]]] = {}
+        if mode in ("dense", "hybrid"):
+            vector = query_vector if query_vector is not None else self.embedder.embed([query])[0]
+            rankings["dense"] = self.store.search_dense(vector, depth, access)
+        if mode in ("bm25", "hybrid"):
+            rankings["bm25"] = self.store.search_bm25(query, depth, access)
+        return rankings
+
+    def fuse(self, rankings: dict[str, list[tuple[str, float]]], alpha: float | None = None) -> Fused:
+        """One list from one or two: the configured fusion (`alpha` overrides the configured weight)."""
+        if len(rankings) == 1:
+            ((name, ranking),) = rankings.items()
+            return [(item, score, {name: rank}) for rank, (item, score) in enumerate(ranking, 1)]
+        if self.config.fusion == "rrf" and alpha is None:
+            return reciprocal_rank_fusion(
+                {n: [i for i, _ in r] for n, r in rankings.items()}, self.config.rrf_k
+            )
+        weight = self.config.alpha if alpha is None else alpha
+        return convex_combination(rankings, {"dense": weight, "bm25": 1.0 - weight})

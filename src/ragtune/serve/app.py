@@ -462,7 +462,12 @@ def create_app(ws: Workspace) -> FastAPI:
                 ],
                 "usage": {"prompt_tokens": 0, "completion_tokens": completion, "total_tokens": completion},
                 "citations": citations(answer),
-                "ragtune": {"strategy": strategy, "refused": answer.refused, "timings": answer.timings},
+                "ragtune": {
+                    "strategy": strategy,
+                    "refused": answer.refused,
+                    "timings": answer.timings,
+                    "verification": answer.verification,
+                },
             }
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -493,7 +498,12 @@ def create_app(ws: Workspace) -> FastAPI:
                         if tail:  # citation markers ragtune attached after generation
                             yield chunk({"content": tail})
                         tokens.labels(strategy).inc(int(answer.timings.get("completion_tokens", 0)))
-                        meta = {"strategy": strategy, "refused": answer.refused, "timings": answer.timings}
+                        meta = {
+                            "strategy": strategy,
+                            "refused": answer.refused,
+                            "timings": answer.timings,
+                            "verification": answer.verification,
+                        }
                         yield chunk({}, "stop", citations=citations(answer), ragtune=meta)
                         yield "data: [DONE]\n\n"
                         break

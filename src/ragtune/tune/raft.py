@@ -4,7 +4,7 @@ Each example is the exact prompt the hybrid strategy sends (numbered passages, i
 the oracle passage hidden among distractors that retrieval really returns for the question. The
 target quotes the sentence it relies on and cites its number. In a share of examples
 (1 - oracle_share) the oracle is left out; there, unlike the RAFT paper (which still answers, to
-force memorisation), the target is the refusal: an HR assistant must not answer from thin air.
+force memorisation), the target is the refusal: an assistant must not answer from thin air.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def _oracle(ws: Workspace, row: dict[str, Any], allowed: Access) -> Chunk | None
 def build_raft(ws: Workspace, questions: list[dict[str, Any]], cfg: RaftConfig) -> RaftBuild:
     """Chat examples in the hybrid strategy's own prompt format."""
     allowed = ws.training_access()
+    persona = ws.config.answer.persona
     rng = random.Random(cfg.seed)
     examples: list[dict[str, Any]] = []
     skipped: Counter[str] = Counter()
@@ -102,6 +103,7 @@ def build_raft(ws: Workspace, questions: list[dict[str, Any]], cfg: RaftConfig) 
         else:
             target = REFUSAL
             without_oracle += 1
-        messages = [*rag_messages(question, texts, style="inline"), {"role": "assistant", "content": target}]
+        prompt = rag_messages(question, texts, style="inline", persona=persona)
+        messages = [*prompt, {"role": "assistant", "content": target}]
         examples.append({"messages": messages})
     return RaftBuild(examples, with_oracle, without_oracle, dict(skipped))

@@ -58,7 +58,7 @@ _COMMON = frozenset(STOPWORDS_EN) | {"many", "much", "long", "often", "get", "do
 SYNTH_SYSTEM = (
     "Write one question that the sentence answers, with the given answer. Reply with the question only."
 )
-# Worked examples, deliberately from other domains so that no HR wording leaks into the questions.
+# Worked examples, deliberately from other domains so that no wording of one domain leaks into the questions.
 _SHOTS = (
     (
         "The museum opens at 9:30 on weekdays and closes at 17:00.",
@@ -105,10 +105,10 @@ class SynthPair:
             "split": self.split,
         }
 
-    def to_chat(self) -> dict[str, Any]:
+    def to_chat(self, persona: str) -> dict[str, Any]:
         """Closed-book training data: the prompt the finetuned strategy sends, the evidence as answer."""
         messages: list[Message] = [
-            *base_messages(self.question),
+            *base_messages(self.question, persona=persona),
             {"role": "assistant", "content": self.evidence},
         ]
         return {"messages": messages}
@@ -286,7 +286,7 @@ def synthesize(
     if len(kept) < n:
         notes.append(f"kept {len(kept)} of the {n} asked for: the index ran out of usable sentences")
     _split_by_chunk(kept, cfg.val_fraction, cfg.seed)
-    paths = _write(kept, out)
+    paths = _write(kept, out, ws.config.answer.persona)
     return SynthReport(
         questions=len(kept),
         train=sum(p.split == "train" for p in kept),
@@ -318,13 +318,13 @@ def chat_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(f"{stem}.train.chat.jsonl"), out.with_name(f"{stem}.val.chat.jsonl")
 
 
-def _write(pairs: list[SynthPair], out: Path) -> tuple[Path, Path, Path]:
+def _write(pairs: list[SynthPair], out: Path, persona: str) -> tuple[Path, Path, Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     train_chat, val_chat = chat_paths(out)
     for path, rows in (
         (out, [p.to_question() for p in pairs]),
-        (train_chat, [p.to_chat() for p in pairs if p.split == "train"]),
-        (val_chat, [p.to_chat() for p in pairs if p.split == "val"]),
+        (train_chat, [p.to_chat(persona) for p in pairs if p.split == "train"]),
+        (val_chat, [p.to_chat(persona) for p in pairs if p.split == "val"]),
     ):
         temp = path.with_name(path.name + ".tmp")
         temp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
