@@ -1,8 +1,8 @@
 """Answer quality per model and per example knowledge base: the figures that pick the default model.
 
-    python bench/answers.py [--models smollm2,qwen05,qwen15] [--kbs hr,support] [--every 3]
+    python bench/answers.py [--models smollm2,qwen05,qwen15] [--kbs hr,support] [--questions 34]
 
-For each knowledge base (indexed once) and each builtin model, every `--every`-th question goes
+For each knowledge base (indexed once) and each builtin model, `--questions` evenly spaced questions go
 through `rag` with the example's own ragtune.toml (persona, users). Reported per row: contains-answer
 accuracy and token F1 on answerable questions, citation precision and supported-sentence share
 (ragtune.citations), refusal accuracy on unanswerable questions, false refusals on answerable ones,
@@ -113,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--kbs", default="hr,support")
-    parser.add_argument("--every", type=int, default=3, help="Ask every N-th question (1: all).")
+    parser.add_argument("--questions", type=int, default=34, help="At most N per knowledge base, evenly spaced.")
     parser.add_argument("--context", type=int, default=4096)
     parser.add_argument("--citations", default="", help="Force attached|inline for every model.")
     parser.add_argument("--out", type=Path, default=None, help="Write every answer as JSON here.")
@@ -121,7 +121,8 @@ def main() -> None:
     table, everything = [], {}
     with tempfile.TemporaryDirectory(prefix="ragtune-answers-") as tmp:
         for kb in args.kbs.split(","):
-            questions = read_questions(EXAMPLES / kb / "questions.jsonl")[:: args.every]
+            every = read_questions(EXAMPLES / kb / "questions.jsonl")
+            questions = every[:: max(1, -(-len(every) // args.questions))]
             folder = build_workspace(kb, Path(tmp))
             for name in args.models.split(","):
                 model, citations = MODELS[name]

@@ -12,14 +12,17 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 now() { date +%s.%N; }
 
 rm -rf "$DEMO"
+mkdir -p "$DEMO"
+cp "$HR/ragtune.toml" "$DEMO/ragtune.toml"   # the example's persona and user dana; the rest is default
 step ragtune init "$DEMO"
-printf '\n[users.dana]\ngroups = ["hr"]\n' >> "$DEMO/ragtune.toml"
+step ragtune models
 cp -r "$HR/docs" "$KB"
 cd "$DEMO"
 
 step ragtune ingest "$KB"
 step ragtune ingest --sql "sqlite:///$HR/offices.sqlite" --query "SELECT * FROM offices" --id-column id
 step ragtune ingest "$KB"
+step ragtune tune fusion --questions "$HR/questions.jsonl"   # fit the hybrid weight on labelled questions
 step ragtune search "Lisbon office manager and address" -k 2
 step ragtune search "salary band for a senior engineer" -k 2
 step ragtune search "salary band for a senior engineer" -k 2 --as-user dana

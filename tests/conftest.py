@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,28 @@ from ragtune.workspace import Workspace
 REPO = Path(__file__).resolve().parents[1]
 HR = REPO / "examples" / "hr"
 HR_DOCS = HR / "docs"
+SUPPORT = REPO / "examples" / "support"
+
+# Most tests answer with the 135M SmolLM2 (an answer in about a second on 2 cores) and say so in their
+# config; the default model runs end to end in tests/e2e/test_default_model.py.
+SMALL_MODEL = 'model = "builtin:smollm2-135m-instruct"\ncontext_window = 2048\n'
+
+
+def workspace_config(example: Path | None = HR, *, small_model: bool = True) -> str:
+    """ragtune.toml for a test workspace: the example's persona, and the small model unless told not to."""
+    persona = tomllib.loads((example / "ragtune.toml").read_text())["answer"]["persona"] if example else None
+    answer = f"persona = {json.dumps(persona)}\n" if persona else ""
+    if not small_model:
+        return f"[answer]\n{answer}" if answer else ""
+    return f'[generator]\n{SMALL_MODEL}\n[answer]\n{answer}citations = "attached"\nmin_relevance = 0.35\n'
+
+
+def init_workspace(ws: Path, config: str | None = None) -> Path:
+    """`ragtune init` on a folder whose ragtune.toml holds `config` (default: the HR persona, small model)."""
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "ragtune.toml").write_text(workspace_config() if config is None else config)
+    run_cli("init", str(ws))
+    return ws
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +77,7 @@ def make_workspace(
     def make(name: str = "ws", config: str | None = None, warm: bool = True) -> Workspace:
         root = tmp_path / name
         root.mkdir()
-        if config is not None:
-            (root / "ragtune.toml").write_text(config)
+        (root / "ragtune.toml").write_text(workspace_config() + (config or ""))
         ws = Workspace.init(root)
         if warm:
             shutil.copyfile(warm_embedding_cache, root / ".ragtune" / "embeddings.sqlite")
@@ -96,9 +119,7 @@ def run_cli(
 def hr_cli_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace built by the real CLI on the HR sample (files and SQL), with user dana in group hr."""
     ws = tmp_path_factory.mktemp("hr-cli") / "ws"
-    run_cli("init", str(ws))
-    with (ws / "ragtune.toml").open("a") as config:
-        config.write('\n[users.dana]\ngroups = ["hr"]\n')
+    init_workspace(ws, workspace_config() + '\n[users.dana]\ngroups = ["hr"]\n')
     run_cli("ingest", str(HR_DOCS), cwd=ws)
     run_cli(
         "ingest",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import HR, run_cli
+from tests.conftest import HR, init_workspace, run_cli
 
 
 def test_help_lists_the_commands() -> None:
@@ -55,7 +55,7 @@ def test_table_output_names_sources(hr_cli_workspace: Path) -> None:
 
 def test_strict_fails_when_a_file_is_skipped(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    run_cli("init", str(ws))
+    init_workspace(ws)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "ok.md").write_text("# Fine\nA perfectly good note about parking.")

@@ -10,7 +10,7 @@ from ragtune.citations import infer_citations, parse_citations
 from ragtune.errors import RagtuneError
 from ragtune.generate import GenerationParams, Message
 from ragtune.generate.prompts import REFUSAL
-from ragtune.strategies import STRATEGIES, answer_question, fit_passages, get_strategy
+from ragtune.strategies import STRATEGIES, answer_question, fit_passages, get_strategy, is_refusal
 from ragtune.types import Chunk, Hit
 
 
@@ -104,7 +104,8 @@ def test_rag_prompt_holds_numbered_passages_and_answer_cites_them() -> None:
         citation_style="inline",
     )  # type: ignore[arg-type]
     prompt = generator.seen[0][-1]["content"]
-    assert "[1] doc1.md" in prompt and "[2] doc2.md" in prompt and "How many days?" in prompt
+    assert '<passage id="1" source="doc1.md">' in prompt and '<passage id="2" source="doc2.md">' in prompt
+    assert "How many days?" in prompt
     assert [c.n for c in answer.citations] == [1] and not answer.citations[0].inferred
     assert set(answer.timings) >= {"retrieve_ms", "ttft_ms", "generate_ms", "tokens_per_s"}
 
@@ -139,3 +140,9 @@ def test_unknown_strategy_and_empty_question_are_clear_errors() -> None:
         get_strategy("magic")
     with pytest.raises(RagtuneError, match="empty question"):
         answer_question("  ", get_strategy("base"), ScriptedGenerator("x"), GenerationParams())
+
+
+def test_paraphrased_refusals_count_as_refusals() -> None:
+    assert is_refusal("The documents available to you do not cover this. [3]")
+    assert is_refusal("I don’t know.") and is_refusal("The passages contain no information about parking.")
+    assert not is_refusal("Full-time employees get 25 days of paid annual leave [1].")

@@ -27,6 +27,7 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _COMMON = frozenset(STOPWORDS_EN)
 _STEMMER = Stemmer.Stemmer("english")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_PATH = re.compile(r"\S*/\S*|\S+\.(?:md|html?|pdf|docx|txt|csv|jsonl?)\b")
 _LEADING_MARKERS = re.compile(r"^((?:\[\d+(?:\s*,\s*\d+)*\]\s*)+)")
 
 # A claim is supported by a passage when all its numbers appear there and either most of its
@@ -123,8 +124,22 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+# Words of a sentence that only says where the answer came from ("This is stated in passage [2].").
+_REFERENCE_WORDS = frozenset(
+    content_words(
+        "passage passages found find stated states mentioned mention information info according source "
+        "sources document documents text context provided given specified outlined described see refer can "
+        "listed shown section file answer"
+    )
+)
+
+
 def split_sentences(text: str) -> list[tuple[str, list[int]]]:
-    """(sentence without markers, the passage numbers it cites); markers after a full stop stay with it."""
+    """(sentence without markers, the passage numbers it cites).
+
+    Markers after a full stop, and sentences that only point at a passage ("This is found in [2]."),
+    give their citations to the sentence before: that is the claim they cite.
+    """
     pieces: list[tuple[str, list[int]]] = []
     for raw in _SENTENCE_END.split(text):
         raw = raw.strip().lstrip("-*• ").strip()
@@ -133,9 +148,14 @@ def split_sentences(text: str) -> list[tuple[str, list[int]]]:
             before, cited = pieces[-1]
             pieces[-1] = (before, cited + _numbers(leading.group(1)))
             raw = raw[leading.end() :]
-        if raw:
-            sentence = re.sub(r"\s+([.,;:!?])", r"\1", _CITATION.sub("", raw)).strip()
-            pieces.append((sentence, _numbers(raw)))
+        if not raw:
+            continue
+        sentence = re.sub(r"\s+([.,;:!?])", r"\1", _CITATION.sub("", raw)).strip()
+        if pieces and content_words(_PATH.sub(" ", sentence)) <= _REFERENCE_WORDS:
+            before, cited = pieces[-1]
+            pieces[-1] = (before, cited + _numbers(raw))
+            continue
+        pieces.append((sentence, _numbers(raw)))
     return [(sentence, list(dict.fromkeys(cited))) for sentence, cited in pieces if sentence]
 
 

@@ -708,7 +708,7 @@ def advise(
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="User name.")],
-    groups: Annotated[str, typer.Option(help="Comma-separated access groups, e.g. hr,staff.")] = "",
+    groups: Annotated[str, typer.Option(help="Comma-separated access groups, e.g. finance,staff.")] = "",
     admin: Annotated[bool, typer.Option("--admin", help="May upload and delete documents.")] = False,
 ) -> None:
     """Create a user (or give an existing one a new key); the key is printed once and stored hashed."""

@@ -12,6 +12,8 @@ from ragtune.errors import ConfigError
 
 CONFIG_FILE = "ragtune.toml"
 BUILTIN_EMBEDDER = "builtin:all-MiniLM-L6-v2"
+# Chosen by bench/answers.py on both example knowledge bases (docs/decisions.md §10).
+DEFAULT_GENERATOR = "builtin:qwen2.5-coder-0.5b-instruct"
 # Who the assistant is comes from `[answer] persona`; this neutral one fits any knowledge base.
 DEFAULT_PERSONA = "You are a careful assistant who answers questions about the team's documents."
 
@@ -74,14 +76,14 @@ class RerankConfig(_Section):
 class GeneratorConfig(_Section):
     backend: Literal["llama_cpp", "transformers", "openai"] = "llama_cpp"
     model: str = Field(
-        "builtin:smollm2-135m-instruct",
-        description="llama_cpp: 'builtin:smollm2-135m-instruct' or a .gguf path; transformers: a local "
-        "model folder; openai: the model name the endpoint serves.",
+        DEFAULT_GENERATOR,
+        description="llama_cpp: a builtin (`ragtune models` lists them) or a .gguf path; transformers: a "
+        "local model folder; openai: the model name the endpoint serves.",
     )
     adapter: str = Field("", description="transformers: a local PEFT LoRA adapter folder.")
     base_url: str = Field("", description="openai: e.g. http://127.0.0.1:8080/v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the key.")
-    context_window: int = Field(2048, ge=256)
+    context_window: int = Field(4096, ge=256)
     max_tokens: int = Field(192, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     seed: int = 0
@@ -97,12 +99,12 @@ class AnswerConfig(_Section):
     )
     passages: int = Field(3, ge=1, le=50, description="Retrieved passages put in the RAG prompt.")
     citations: Literal["attached", "inline"] = Field(
-        "attached",
+        "inline",
         description="attached: plain context, ragtune attaches the supporting passage (best for tiny "
         "models); inline: numbered passages, the model writes [n] itself (capable models).",
     )
     min_relevance: float = Field(
-        0.35,
+        0.25,
         ge=-1.0,
         le=1.0,
         description="Below this cosine similarity of the best passage, RAG says it does not know.",
@@ -224,7 +226,7 @@ class Config(_Section):
     needs: NeedsConfig = Field(default_factory=NeedsConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     users: dict[str, UserConfig] = Field(
-        default_factory=dict, description="Named callers for --as-user, e.g. [users.dana] groups = ['hr']."
+        default_factory=dict, description="Named callers for --as-user, e.g. [users.dana] groups = ['finance']."
     )
 
 
@@ -286,10 +288,10 @@ model = ""              # a local cross-encoder folder turns reranking on
 
 [generator]
 backend = "llama_cpp"   # llama_cpp | transformers | openai
-model = "builtin:smollm2-135m-instruct"   # a .gguf path, a model folder, or the endpoint's model name
+model = "{DEFAULT_GENERATOR}"   # `ragtune models`; a .gguf path, a model folder, an endpoint's model
 # base_url = "http://127.0.0.1:8080/v1"  # openai backend
 # api_key_env = "OPENAI_API_KEY"
-context_window = 2048
+context_window = 4096
 max_tokens = 192
 temperature = 0.0
 timeout_s = 120
@@ -297,10 +299,10 @@ timeout_s = 120
 [answer]
 persona = "{DEFAULT_PERSONA}"
 passages = 3            # retrieved passages in the RAG prompt
-citations = "attached"  # attached (tiny models) | inline (the model writes [n])
-min_relevance = 0.35    # best passage below this cosine -> "I don't know"
+citations = "inline"    # inline: the model writes [n], ragtune verifies it | attached (tiny models)
+min_relevance = 0.25    # best passage below this cosine -> "I don't know"
 
 # Named callers for `--as-user`:
 # [users.dana]
-# groups = ["hr"]
+# groups = ["finance"]
 """

@@ -218,8 +218,23 @@ def fit_passages(
     return texts, notes
 
 
+# Ways models say the passages lack the answer; Qwen2.5 0.5B often paraphrases the exact refusal
+# ("The documents available to you do not cover this.").
+_REFUSALS = (
+    "i don't know",
+    "i do not know",
+    "i'm not sure",
+    "cannot find",
+    "can't find",
+    "do not cover",
+    "does not cover",
+    "don't cover",
+    "do not contain the answer",
+    "does not contain the answer",
+    "no information",
+)
+
+
 def is_refusal(text: str) -> bool:
     lowered = text.lower().replace("’", "'")
-    return any(
-        p in lowered for p in ("i don't know", "i do not know", "i'm not sure", "cannot find", "can't find")
-    )
+    return any(p in lowered for p in _REFUSALS)

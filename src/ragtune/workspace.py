@@ -2,7 +2,7 @@
 
 ws = Workspace.open("path/to/workspace")
 ws.ingest(["docs/"])
-for hit in ws.search("how many days of annual leave?", groups=["staff"]):
+for hit in ws.search("how do I rotate an API key?", groups=["staff"]):
     print(hit.chunk.source, hit.chunk.text)
 """
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import HR_DOCS, run_cli
+from tests.conftest import HR_DOCS, init_workspace, run_cli
 
 TOPICS = ["leave", "expenses", "travel", "pension", "laptops", "training", "parking", "onboarding"]
 
@@ -33,7 +33,7 @@ def _generation(index: Path) -> int:
 
 def test_killed_ingest_leaves_previous_index_usable_and_next_ingest_completes(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    run_cli("init", str(ws))
+    init_workspace(ws)
     (ws / "ragtune.toml").write_text("[ingest]\nbatch_documents = 4\n")
     docs = tmp_path / "docs"
     (docs / "policies").mkdir(parents=True)

@@ -10,7 +10,7 @@ import pytest
 
 from ragtune.errors import ConfigError
 from ragtune.generate.builtins import QWEN_05B, list_builtins, resolve_gguf
-from tests.conftest import HR_DOCS, run_cli
+from tests.conftest import run_cli
 
 
 def test_models_lists_every_builtin_with_size_and_install_state() -> None:
@@ -42,21 +42,3 @@ def test_an_unknown_builtin_names_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="ragtune models"):
         resolve_gguf("builtin:gpt-5")
     assert {row["name"] for row in list_builtins()} >= {"builtin:qwen2.5-coder-0.5b-instruct"}
-
-
-@pytest.mark.slow
-def test_qwen_answers_from_the_hr_documents_with_a_citation(tmp_path: Path) -> None:
-    ws = tmp_path / "ws"
-    run_cli("init", str(ws))
-    config = ws / "ragtune.toml"
-    text = config.read_text().replace("builtin:smollm2-135m-instruct", "builtin:qwen2.5-coder-0.5b-instruct")
-    config.write_text(text.replace("context_window = 2048", "context_window = 4096"))
-    run_cli("ingest", str(HR_DOCS), cwd=ws)
-    answer = json.loads(
-        run_cli(
-            "ask", "How many days of paid annual leave do full-time employees get?", "--json", cwd=ws
-        ).stdout
-    )
-    assert "25" in answer["answer"] and not answer["refused"]
-    assert answer["citations"][0]["source"] == "policies/annual-leave.md"
-    assert answer["debug"]["generator"] == "builtin:qwen2.5-coder-0.5b-instruct"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import init_workspace, run_cli
 from tests.hostile.files import GOOD, hostile_files, write_files
 
 
@@ -13,7 +13,7 @@ def test_cli_ingest_skips_each_hostile_file_and_indexes_the_rest(tmp_path: Path)
     ws, docs = tmp_path / "ws", tmp_path / "docs"
     files = hostile_files()
     write_files(docs, files)
-    run_cli("init", str(ws))
+    init_workspace(ws)
     result = run_cli("ingest", str(docs), cwd=ws)
     skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
     assert len(skipped) == len(files), result.stderr
@@ -34,7 +34,7 @@ def test_cli_ingest_skips_each_hostile_file_and_indexes_the_rest(tmp_path: Path)
 def test_a_file_that_turns_hostile_keeps_its_previous_version(tmp_path: Path) -> None:
     ws, docs = tmp_path / "ws", tmp_path / "docs"
     write_files(docs, [])
-    run_cli("init", str(ws))
+    init_workspace(ws)
     run_cli("ingest", str(docs), cwd=ws)
     (docs / "good-data.json").write_bytes(b"[" * 4000 + b"]" * 4000)
     result = run_cli("ingest", str(docs), cwd=ws)

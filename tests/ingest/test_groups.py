@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import init_workspace, run_cli
 
 LEAVE = "---\ngroups: [all]\n---\n# Leave policy\n\nEveryone gets 25 days of annual leave.\n"
 BANDS = "---\ngroups: [hr]\n---\n# Salary bands\n\nL3 midpoint is 69,000.\n"
@@ -18,7 +18,7 @@ def test_groups_nobody_holds_are_named_at_ingest_and_in_status(tmp_path: Path) -
     (docs / "leave.md").write_text(LEAVE)
     (docs / "bands.md").write_text(BANDS)
     (docs / "canteen.md").write_text(PUBLIC)
-    run_cli("init", str(ws))
+    init_workspace(ws)
     run_cli("users", "add", "dana", "--groups", "hr", cwd=ws)
 
     ingest = run_cli("ingest", str(docs), cwd=ws)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HR, run_cli
+from tests.conftest import HR, init_workspace, run_cli
 
 TUNE_CONFIG = """
 [tune.generator]
@@ -25,7 +25,7 @@ n = 16
 def synth_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """(workspace, synth --json report): real SmolLM2 questions from the real index."""
     ws = tmp_path_factory.mktemp("synth") / "ws"
-    run_cli("init", str(ws))
+    init_workspace(ws)
     with (ws / "ragtune.toml").open("a") as config:
         config.write(TUNE_CONFIG)
     run_cli("ingest", str(HR / "docs" / "policies"), cwd=ws)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HR, run_cli
+from tests.conftest import HR, init_workspace, run_cli
 
 TUNE_CONFIG = "\n[tune.generator]\nbatch_size = 2\nmax_length = 192\nsave_steps = 2\n"
 
@@ -20,7 +20,7 @@ TUNE_CONFIG = "\n[tune.generator]\nbatch_size = 2\nmax_length = 192\nsave_steps 
 @pytest.fixture(scope="module")
 def tuned_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ws = tmp_path_factory.mktemp("tune") / "ws"
-    run_cli("init", str(ws))
+    init_workspace(ws)
     with (ws / "ragtune.toml").open("a") as config:
         config.write(TUNE_CONFIG)
     run_cli("ingest", str(HR / "docs" / "policies"), cwd=ws)
@@ -70,7 +70,7 @@ def test_finetuned_and_hybrid_strategies_use_the_adapter(tuned_workspace: Path) 
 
 def test_bad_training_data_is_reported_by_line_and_nothing_is_trained(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    run_cli("init", str(ws))
+    init_workspace(ws)
     data = tmp_path / "bad.jsonl"
     data.write_text('{"prompt": "ok", "completion": "fine"}\n{"prompt": "", "completion": "x"}\nnot json\n')
     result = run_cli("tune", "generator", "--data", str(data), "--name", "bad", cwd=ws, check=False)
@@ -81,7 +81,7 @@ def test_bad_training_data_is_reported_by_line_and_nothing_is_trained(tmp_path: 
 
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    run_cli("init", str(ws))
+    init_workspace(ws)
     with (ws / "ragtune.toml").open("a") as config:
         config.write(TUNE_CONFIG)
     args = ["tune", "generator", "--data", str(HR / "style.jsonl"), "--max-steps", "6", "--name", "long"]

@@ -32,16 +32,16 @@ def test_raft_examples_hide_the_oracle_among_real_distractors(synth_workspace: t
     assert len(built.examples) == built.with_oracle + built.without_oracle
     for example in built.examples:
         system, user, assistant = example["messages"]
-        assert system["content"] == rag_system("inline", ws.config.answer.persona), "trained on the prompt hybrid sends"
+        assert system["content"] == rag_system("inline", ws.config.answer.persona), "the prompt hybrid sends"
         assert "salary-bands" not in user["content"], "restricted text never enters training data"
-        passages = re.split(
-            r"\n\n(?=\[\d+\] )", user["content"].split("\n\nQuestion:")[0].removeprefix("Passages:\n\n")
+        passages = re.findall(
+            r'<passage id="(\d+)" source="[^"]*">\n(.*?)\n</passage>', user["content"], re.S
         )
-        assert 2 <= len(passages) <= 3
+        assert 2 <= len(passages) <= 3 and [int(n) for n, _ in passages] == list(range(1, len(passages) + 1))
         if assistant["content"] == REFUSAL:
             continue
         quote, n = re.fullmatch(r'"(.+)" \[(\d)\]', assistant["content"]).groups()  # type: ignore[union-attr]
-        assert quote in passages[int(n) - 1], "the answer quotes the passage it cites"
+        assert quote in passages[int(n) - 1][1], "the answer quotes the passage it cites"
 
 
 def test_tune_raft_trains_an_adapter_that_hybrid_uses(synth_workspace: tuple[Path, dict]) -> None:
@@ -73,7 +73,9 @@ def test_a_raft_quote_is_the_passage_text_byte_for_byte() -> None:
         "|----------------------------|---------------|\n"
         "| Acknowledgement of receipt | Within 7 days |\n"
     )
-    chunk = Chunk("c1", "d1", "whistleblowing.md", "Whistleblowing", text, 0, len(text), (), None, None, [], {})
+    chunk = Chunk(
+        "c1", "d1", "whistleblowing.md", "Whistleblowing", text, 0, len(text), (), None, None, [], {}
+    )
     normalised = "| Acknowledgement of receipt | Within 7 days |"
     quote = raft_quote(chunk, normalised, ["7 days"])
     assert quote is not None and quote in chunk.text and "7 days" in quote

@@ -266,6 +266,8 @@ def run_compare(
                 "citations": [{"source": c.chunk.source, "text": c.chunk.text} for c in answer.citations],
                 "passages": [h.chunk.source for h in answer.passages],
                 "timings": answer.timings,
+                "model": answer.debug.get("generator", ""),
+                "verification": answer.verification,
                 "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 4),
                 "scores": score_answer(ws, question, answer, style_vectors),
             }
@@ -391,6 +393,7 @@ def summarise(
                 + (retriever_seconds if STRATEGIES[strategy].retrieves else 0.0),
                 "index_build_seconds": index_seconds if STRATEGIES[strategy].retrieves else 0.0,
                 "adapter": adapters.get(strategy, {}).get("name"),
+                "model": next((r.get("model") for r in mine if r.get("model")), None),
                 "parts": _parts(strategy, adapters, bool(ws.active())),
             }
         )

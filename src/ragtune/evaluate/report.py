@@ -59,9 +59,10 @@ def headline_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     ]
     rows = []
     for name, row in result["strategies"].items():
+        model = row.get("model")
         rows.append(
             [
-                name,
+                f"{name} ({_model_name(model)})" if model else name,
                 *(_with_ci(row, metric, percent) for metric, _, percent in HEADLINE),
                 f"{_ms(row['latency_p50_ms'])} / {_ms(row['latency_p95_ms'])}",
                 _ms(row["ttft_p50_ms"]),
@@ -70,6 +71,11 @@ def headline_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             ]
         )
     return columns, rows
+
+
+def _model_name(model: str) -> str:
+    """'builtin:qwen2.5-coder-0.5b-instruct' -> 'qwen2.5-coder-0.5b-instruct'; a path -> its file name."""
+    return model.removeprefix("builtin:").rstrip("/").rsplit("/", 1)[-1]
 
 
 def factor_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

