@@ -41,7 +41,9 @@ def build_workspace(kb: str, root: Path) -> Path:
     Workspace.init(folder)
     example_toml = EXAMPLES / kb / CONFIG_FILE
     if example_toml.is_file():  # the example's persona
-        update_config(folder / CONFIG_FILE, "answer", tomllib.loads(example_toml.read_text()).get("answer", {}))
+        update_config(
+            folder / CONFIG_FILE, "answer", tomllib.loads(example_toml.read_text()).get("answer", {})
+        )
     ws = Workspace.open(folder)
     ws.ingest([EXAMPLES / kb / "docs"], show_progress=False)
     if (EXAMPLES / kb / "offices.sqlite").is_file():
@@ -113,7 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--kbs", default="hr,support")
-    parser.add_argument("--questions", type=int, default=34, help="At most N per knowledge base, evenly spaced.")
+    parser.add_argument(
+        "--questions", type=int, default=34, help="At most N per knowledge base, evenly spaced."
+    )
     parser.add_argument("--context", type=int, default=4096)
     parser.add_argument("--citations", default="", help="Force attached|inline for every model.")
     parser.add_argument("--out", type=Path, default=None, help="Write every answer as JSON here.")

@@ -346,7 +346,9 @@ def models(as_json: JsonOption = False) -> None:
         table.add_column(column, justify="right" if column == "size" else "left")
     for row in rows:
         installed = "yes" if row["installed"] else f"no: {row['install']}"
-        table.add_row(str(row["name"]), f"{row['size_mb']} MB", escape(installed), str(row["measured"]) or "-")
+        table.add_row(
+            str(row["name"]), f"{row['size_mb']} MB", escape(installed), str(row["measured"]) or "-"
+        )
     out.print(table)
 
 

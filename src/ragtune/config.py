@@ -226,7 +226,8 @@ class Config(_Section):
     needs: NeedsConfig = Field(default_factory=NeedsConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     users: dict[str, UserConfig] = Field(
-        default_factory=dict, description="Named callers for --as-user, e.g. [users.dana] groups = ['finance']."
+        default_factory=dict,
+        description="Named callers for --as-user, e.g. [users.dana] groups = ['finance'].",
     )
 
 

@@ -68,7 +68,9 @@ def answer_question(
         raise RagtuneError("empty question: ask something")
     params, notes = fit_answer_room(generator, params)
     if not strategy.retrieves:
-        history, dropped_notes = fit_history(generator, lambda h: base_messages(question, h, persona), history, params)
+        history, dropped_notes = fit_history(
+            generator, lambda h: base_messages(question, h, persona), history, params
+        )
         generation = run_generation(generator, base_messages(question, history, persona), params, on_token)
         return Answer(
             generation.text,
@@ -79,7 +81,9 @@ def answer_question(
         )
     if retriever is None:
         raise RagtuneError(f"strategy {strategy.name!r} needs an index; ingest documents first")
-    fit_history(generator, lambda h: rag_messages(question, [], h, citation_style, persona), [], params)  # fail fast
+    fit_history(
+        generator, lambda h: rag_messages(question, [], h, citation_style, persona), [], params
+    )  # fail fast
 
     started = time.perf_counter()
     hits = retriever.retrieve(question, k=passages, access=access or Access())

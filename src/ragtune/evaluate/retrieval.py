@@ -98,7 +98,10 @@ def evaluate_beir(
         report = ws.sync(RecordSource(corpus, origin="beir"), show_progress=show_progress)
         judged = sorted(qrels)
         vectors = ws.embedder.embed([queries[q] for q in judged]) if set(modes) - {"bm25"} else None
-        settings = ws.config.retrieval.model_dump() | {"k": 200, "candidates": max(100, ws.config.retrieval.candidates)}
+        settings = ws.config.retrieval.model_dump() | {
+            "k": 200,
+            "candidates": max(100, ws.config.retrieval.candidates),
+        }
         retriever = Retriever(ws.store, ws.embedder, RetrievalConfig(**settings))
         results: dict[str, dict[str, float]] = {}
         with Progress(console=ws.console, disable=not show_progress, transient=True) as progress:

@@ -151,7 +151,7 @@ BUILTINS: dict[str, BuiltinModel] = {
             104_000_000,
             "installed with ragtune",
             _smollm2,
-            "held-out HR set: rag 47%, p50 0.7 s; Wikipedia facts: rag 25%",
+            "rag: examples/hr 35%, examples/support 28%; p50 2.1 s (2 cores)",
         ),
         BuiltinModel(
             "builtin:qwen2.5-coder-0.5b-instruct",
@@ -159,7 +159,7 @@ BUILTINS: dict[str, BuiltinModel] = {
             QWEN_05B.size_bytes,
             QWEN_05B.install,
             QWEN_05B.path,
-            "held-out HR set: rag 77% (attached), p50 1.8 s; Wikipedia facts: rag 30%",
+            "default; rag: examples/hr 81%, examples/support 56%; p50 4.4-6.5 s (2 cores)",
         ),
         BuiltinModel(
             "builtin:qwen2.5-coder-1.5b-instruct",
@@ -167,7 +167,7 @@ BUILTINS: dict[str, BuiltinModel] = {
             QWEN_15B.size_bytes,
             QWEN_15B.install,
             QWEN_15B.path,
-            "held-out HR set: rag 97% (inline), p50 4.3 s; Wikipedia facts: rag 57%, p50 12.2 s",
+            "rag: examples/hr 97%, examples/support 76%; p50 12-14 s (2 cores)",
         ),
         BuiltinModel(
             "builtin:gemma3-270m",
