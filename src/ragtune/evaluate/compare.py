@@ -140,10 +140,12 @@ def score_answer(
         scores["citation_precision"] = citation_precision(cited, question.get("gold_doc"))
     if answer.passages and not refused:
         support = [c.chunk.text for c in answer.citations] or [h.chunk.text for h in answer.passages]
-        judged = (
-            llm_groundedness(ws, text, support) if judge_kind(ws) == "llm" else groundedness(text, support)
-        )
-        scores["groundedness"] = judged
+        if judge_kind(ws) == "llm":
+            scores["groundedness"] = llm_groundedness(ws, text, support)
+        elif answer.verification is not None:  # the sentence check every answer already carries
+            scores["groundedness"] = answer.verification["supported_share"]
+        else:
+            scores["groundedness"] = groundedness(text, support)
     if style is not None and not refused:
         scores["tone"] = float(np.max(style @ vector))
     return scores
