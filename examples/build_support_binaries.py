@@ -29,6 +29,7 @@ import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _binaries import build_docx, build_pdf  # noqa: E402
 from build_hr_binaries import extract  # noqa: E402  (same text extraction as the HR example)
 
 SUPPORT = Path(__file__).resolve().parent / "support"
@@ -44,87 +45,156 @@ HANDBOOK_TITLE = "Quarry Operations Handbook"
 HANDBOOK_PAGES: list[list[tuple[str, str]]] = [
     [
         ("h1", HANDBOOK_TITLE),
-        ("p", "This handbook is for the engineers who keep a Quarry installation running day to day. It "
-              "covers health checks, server logs, the metrics worth alerting on, routine maintenance and "
-              "safe restarts. It applies to Quarry 4.2. Installation, configuration and troubleshooting of "
-              "specific failures are covered in the guides and runbooks."),
+        (
+            "p",
+            "This handbook is for the engineers who keep a Quarry installation running day to day. It "
+            "covers health checks, server logs, the metrics worth alerting on, routine maintenance and "
+            "safe restarts. It applies to Quarry 4.2. Installation, configuration and troubleshooting of "
+            "specific failures are covered in the guides and runbooks.",
+        ),
         ("h2", "Health endpoints"),
-        ("p", "Every node exposes two unauthenticated endpoints on the API port 7480. Point your load "
-              "balancer and your orchestration at the right one:"),
-        ("li", "/healthz is the liveness check. It answers HTTP 200 as soon as the process is running and "
-               "able to serve requests, even while the node is still catching up."),
-        ("li", "/readyz is the readiness check. It answers HTTP 503 while the node replays its write-ahead "
-               "log after a restart, while it is in maintenance mode and while it has no contact with the "
-               "cluster leader. Send search traffic only to nodes where /readyz answers 200."),
-        ("p", "After an unclean stop, replaying the write-ahead log takes about 1 minute for every 5 GB of "
-              "log. A node that restarts after a clean shutdown is usually ready within 20 seconds."),
+        (
+            "p",
+            "Every node exposes two unauthenticated endpoints on the API port 7480. Point your load "
+            "balancer and your orchestration at the right one:",
+        ),
+        (
+            "li",
+            "/healthz is the liveness check. It answers HTTP 200 as soon as the process is running and "
+            "able to serve requests, even while the node is still catching up.",
+        ),
+        (
+            "li",
+            "/readyz is the readiness check. It answers HTTP 503 while the node replays its write-ahead "
+            "log after a restart, while it is in maintenance mode and while it has no contact with the "
+            "cluster leader. Send search traffic only to nodes where /readyz answers 200.",
+        ),
+        (
+            "p",
+            "After an unclean stop, replaying the write-ahead log takes about 1 minute for every 5 GB of "
+            "log. A node that restarts after a clean shutdown is usually ready within 20 seconds.",
+        ),
         ("h2", "Server logs"),
-        ("p", "quarryd writes its own log to /var/log/quarry/quarryd.log in logfmt. The file is rotated "
-              "when it reaches 100 MB, and the last 10 rotated files are kept. The audit log is a separate "
-              "file, /var/log/quarry/audit.log, described in the Security Guide."),
-        ("p", "The default log level is info. Raise it for a limited time, without a restart, with "
-              "quarryctl log-level debug --for 15m; the level returns to info by itself when the time is "
-              "up, so a forgotten debug setting cannot fill the disk."),
+        (
+            "p",
+            "quarryd writes its own log to /var/log/quarry/quarryd.log in logfmt. The file is rotated "
+            "when it reaches 100 MB, and the last 10 rotated files are kept. The audit log is a separate "
+            "file, /var/log/quarry/audit.log, described in the Security Guide.",
+        ),
+        (
+            "p",
+            "The default log level is info. Raise it for a limited time, without a restart, with "
+            "quarryctl log-level debug --for 15m; the level returns to info by itself when the time is "
+            "up, so a forgotten debug setting cannot fill the disk.",
+        ),
     ],
     [
         ("h2", "Metrics worth alerting on"),
-        ("p", "Quarry exports Prometheus metrics on port 9464 at /metrics. Scrape every node every 30 "
-              "seconds. The metrics below cover most real incidents; the thresholds are the ones Lumen "
-              "Forge Support recommends as a starting point."),
+        (
+            "p",
+            "Quarry exports Prometheus metrics on port 9464 at /metrics. Scrape every node every 30 "
+            "seconds. The metrics below cover most real incidents; the thresholds are the ones Lumen "
+            "Forge Support recommends as a starting point.",
+        ),
         ("li", "quarry_ingest_lag_seconds - time until new events are searchable. Warn above 60 seconds."),
-        ("li", "quarry_disk_usage_ratio - usage of the data volume, from 0 to 1. Warn above 0.75, well "
-               "before the high watermark of 85%."),
-        ("li", "quarry_query_duration_seconds - search latency. Investigate when the p95 stays above 10 "
-               "seconds for an hour."),
-        ("li", "quarry_cluster_healthy_nodes - healthy nodes as seen by the leader. Alert when it is "
-               "lower than the number of nodes you run."),
-        ("li", "quarry_snapshot_last_success_timestamp - time of the last successful snapshot. Alert when "
-               "it is more than 26 hours old for daily schedules."),
+        (
+            "li",
+            "quarry_disk_usage_ratio - usage of the data volume, from 0 to 1. Warn above 0.75, well "
+            "before the high watermark of 85%.",
+        ),
+        (
+            "li",
+            "quarry_query_duration_seconds - search latency. Investigate when the p95 stays above 10 "
+            "seconds for an hour.",
+        ),
+        (
+            "li",
+            "quarry_cluster_healthy_nodes - healthy nodes as seen by the leader. Alert when it is "
+            "lower than the number of nodes you run.",
+        ),
+        (
+            "li",
+            "quarry_snapshot_last_success_timestamp - time of the last successful snapshot. Alert when "
+            "it is more than 26 hours old for daily schedules.",
+        ),
         ("li", "quarry_license_days_remaining - days until the licence expires. Alert below 30."),
-        ("p", "Quarry also ships ready-made Grafana dashboards in /usr/share/quarry/grafana/: Quarry "
-              "Overview, Quarry Ingest and Quarry Cluster. Import them and select your Prometheus data "
-              "source; they expect the job label quarry."),
-        ("p", "Several of these checks are also built in as alert rules (quarry-ingest-lag, "
-              "quarry-cluster-degraded, quarry-snapshot-failed). Built-in rules notify the fallback channel, "
-              "so configure one even if you rely on Prometheus."),
+        (
+            "p",
+            "Quarry also ships ready-made Grafana dashboards in /usr/share/quarry/grafana/: Quarry "
+            "Overview, Quarry Ingest and Quarry Cluster. Import them and select your Prometheus data "
+            "source; they expect the job label quarry.",
+        ),
+        (
+            "p",
+            "Several of these checks are also built in as alert rules (quarry-ingest-lag, "
+            "quarry-cluster-degraded, quarry-snapshot-failed). Built-in rules notify the fallback channel, "
+            "so configure one even if you rely on Prometheus.",
+        ),
     ],
     [
         ("h2", "Routine maintenance"),
-        ("p", "A Quarry installation needs little care, but a few routine tasks prevent most emergencies. "
-              "We recommend this schedule:"),
+        (
+            "p",
+            "A Quarry installation needs little care, but a few routine tasks prevent most emergencies. "
+            "We recommend this schedule:",
+        ),
         ("li", "Daily - glance at the Quarry Overview dashboard and the admin banner for warnings."),
         ("li", "Weekly - run quarryctl snapshot verify on the most recent snapshot."),
-        ("li", "Monthly - review API tokens that expire in the next 30 days with quarryctl token list "
-               "--expiring 30d, and review the per-stream retention settings."),
-        ("li", "Within 30 days of release - install new patch releases; within 7 days when the release "
-               "fixes a critical security advisory."),
+        (
+            "li",
+            "Monthly - review API tokens that expire in the next 30 days with quarryctl token list "
+            "--expiring 30d, and review the per-stream retention settings.",
+        ),
+        (
+            "li",
+            "Within 30 days of release - install new patch releases; within 7 days when the release "
+            "fixes a critical security advisory.",
+        ),
         ("li", "Quarterly - restore the latest snapshot to a spare host and run a few searches against it."),
         ("li", "Yearly - rotate the encryption master key with quarryctl keys rotate."),
-        ("p", "Plan maintenance windows from Tuesday to Thursday. Changes made on Fridays or before public "
-              "holidays leave fewer people around if something goes wrong."),
+        (
+            "p",
+            "Plan maintenance windows from Tuesday to Thursday. Changes made on Fridays or before public "
+            "holidays leave fewer people around if something goes wrong.",
+        ),
         ("h2", "Stopping and restarting safely"),
-        ("p", "systemctl stop quarryd performs a graceful shutdown: the node stops accepting new searches, "
-              "waits up to 60 seconds for running searches to finish (the shutdown_grace setting), flushes "
-              "the write-ahead log and closes its segments. A node killed with SIGKILL loses no "
-              "acknowledged data, but it has to replay the write-ahead log when it starts again."),
-        ("p", "In a cluster, restart one node at a time and wait for /readyz to answer 200 before you "
-              "move on to the next one."),
+        (
+            "p",
+            "systemctl stop quarryd performs a graceful shutdown: the node stops accepting new searches, "
+            "waits up to 60 seconds for running searches to finish (the shutdown_grace setting), flushes "
+            "the write-ahead log and closes its segments. A node killed with SIGKILL loses no "
+            "acknowledged data, but it has to replay the write-ahead log when it starts again.",
+        ),
+        (
+            "p",
+            "In a cluster, restart one node at a time and wait for /readyz to answer 200 before you "
+            "move on to the next one.",
+        ),
     ],
     [
         ("h2", "Moving the data directory"),
-        ("p", "To move the data to a new volume on the same host, stop quarryd, copy the directory with "
-              "rsync -aHAX --numeric-ids to the new location, set data_dir in [storage] to the new path and "
-              "start quarryd again. Keep the old copy until you have searched data from before the move. "
-              "Never copy the data directory of a running node: the copy would be inconsistent."),
+        (
+            "p",
+            "To move the data to a new volume on the same host, stop quarryd, copy the directory with "
+            "rsync -aHAX --numeric-ids to the new location, set data_dir in [storage] to the new path and "
+            "start quarryd again. Keep the old copy until you have searched data from before the move. "
+            "Never copy the data directory of a running node: the copy would be inconsistent.",
+        ),
         ("h2", "Replacing a node's hardware"),
-        ("p", "In a cluster, the simplest way to replace hardware is to add the new node first, wait until "
-              "quarryctl cluster status --replication shows that every segment has its full number of "
-              "replicas, and only then remove the old node with quarryctl cluster remove-member. This keeps "
-              "the replication factor intact during the whole operation."),
+        (
+            "p",
+            "In a cluster, the simplest way to replace hardware is to add the new node first, wait until "
+            "quarryctl cluster status --replication shows that every segment has its full number of "
+            "replicas, and only then remove the old node with quarryctl cluster remove-member. This keeps "
+            "the replication factor intact during the whole operation.",
+        ),
         ("h2", "When to contact Support"),
-        ("p", "Open a ticket before you run any command described as a last resort, such as quarryctl "
-              "cluster bootstrap --force. Attach a support bundle made with quarryctl support bundle, and "
-              "mention the output of quarryctl status. The more context we have, the faster we can help."),
+        (
+            "p",
+            "Open a ticket before you run any command described as a last resort, such as quarryctl "
+            "cluster bootstrap --force. Attach a support bundle made with quarryctl support bundle, and "
+            "mention the output of quarryctl status. The more context we have, the faster we can help.",
+        ),
         ("p", "Lumen Forge Support - help.lumenforge.example - support@lumenforge.example"),
     ],
 ]
@@ -136,56 +206,89 @@ HANDBOOK_PAGES: list[list[tuple[str, str]]] = [
 SIZING_TITLE = "Quarry Sizing Guide"
 SIZING_DOCX = [
     ("h1", SIZING_TITLE),
-    ("p", "This guide helps you estimate the hardware a Quarry installation needs for a given ingest "
-          "volume, retention and search load. The numbers are starting points measured by Lumen Forge on "
-          "typical application and web server logs; validate them with a week of your own data before you "
-          "buy hardware for several years."),
+    (
+        "p",
+        "This guide helps you estimate the hardware a Quarry installation needs for a given ingest "
+        "volume, retention and search load. The numbers are starting points measured by Lumen Forge on "
+        "typical application and web server logs; validate them with a week of your own data before you "
+        "buy hardware for several years.",
+    ),
     ("h2", "The three inputs"),
-    ("p", "Sizing depends on three numbers: the raw daily ingest (the uncompressed size of the logs you "
-          "send per day), how many days you keep data in each storage tier, and how many people and alert "
-          "rules search at the same time. Ingest drives CPU and disk throughput, retention drives disk "
-          "capacity, and search load drives memory."),
+    (
+        "p",
+        "Sizing depends on three numbers: the raw daily ingest (the uncompressed size of the logs you "
+        "send per day), how many days you keep data in each storage tier, and how many people and alert "
+        "rules search at the same time. Ingest drives CPU and disk throughput, retention drives disk "
+        "capacity, and search load drives memory.",
+    ),
     ("h2", "CPU and memory"),
-    ("p", "One node on the recommended production hardware of 8 vCPU and 32 GB RAM with NVMe storage "
-          "indexes about 150 GB of raw logs per day while leaving headroom for searches. As a rule of "
-          "thumb, plan one vCPU for every 25 GB of daily ingest, plus two vCPUs for searching and alerting."),
-    ("p", "For memory, plan for each node at least 8 GB plus 1 GB for every 10 GB of daily ingest that "
-          "the node indexes. Add 4 GB for every 10 people who search at the same time, because each "
-          "running search may use up to 1 GB of memory on each node."),
+    (
+        "p",
+        "One node on the recommended production hardware of 8 vCPU and 32 GB RAM with NVMe storage "
+        "indexes about 150 GB of raw logs per day while leaving headroom for searches. As a rule of "
+        "thumb, plan one vCPU for every 25 GB of daily ingest, plus two vCPUs for searching and alerting.",
+    ),
+    (
+        "p",
+        "For memory, plan for each node at least 8 GB plus 1 GB for every 10 GB of daily ingest that "
+        "the node indexes. Add 4 GB for every 10 people who search at the same time, because each "
+        "running search may use up to 1 GB of memory on each node.",
+    ),
     ("h2", "Disk"),
-    ("p", "The hot tier must be on SSD or NVMe. The write-ahead log needs at least 3,000 sustained IOPS "
-          "per node, and the p99 latency of fsync should stay below 10 ms; slower disks show up first as "
-          "ingest lag. Warm storage can use large hard disks, because it is read far more than it is "
-          "written."),
-    ("p", "Hot capacity is the daily ingest multiplied by the hot days, divided by the compression ratio "
-          "(10 is a good planning value with zstd) and multiplied by the replication factor, plus 20% "
-          "headroom for compaction and the write-ahead log. Cold storage in an object store is not "
-          "multiplied by the replication factor: the object store provides its own durability."),
+    (
+        "p",
+        "The hot tier must be on SSD or NVMe. The write-ahead log needs at least 3,000 sustained IOPS "
+        "per node, and the p99 latency of fsync should stay below 10 ms; slower disks show up first as "
+        "ingest lag. Warm storage can use large hard disks, because it is read far more than it is "
+        "written.",
+    ),
+    (
+        "p",
+        "Hot capacity is the daily ingest multiplied by the hot days, divided by the compression ratio "
+        "(10 is a good planning value with zstd) and multiplied by the replication factor, plus 20% "
+        "headroom for compaction and the write-ahead log. Cold storage in an object store is not "
+        "multiplied by the replication factor: the object store provides its own durability.",
+    ),
     ("h2", "Deployment profiles"),
-    ("table", [
-        ["Profile", "Daily ingest", "Nodes", "Per node"],
-        ["Small", "up to 50 GB", "1", "4-8 vCPU, 16 GB RAM, 1 TB NVMe"],
-        ["Medium", "50 to 300 GB", "3", "8 vCPU, 32 GB RAM, 2 TB NVMe"],
-        ["Large", "300 GB to 1.5 TB", "5 to 12", "16 vCPU, 64 GB RAM, 4 TB NVMe"],
-    ]),
-    ("p", "Small installations of up to 50 GB per day run well on a single node. Medium installations "
-          "from 50 to 300 GB per day should run a three-node cluster with a replication factor of 2, so that "
-          "losing one node loses neither data nor quorum. Large installations of more than 300 GB per day "
-          "use five or more nodes with 16 vCPU and 64 GB RAM each."),
-    ("p", "For clusters that ingest more than 500 GB per day, connect the nodes with at least 10 Gbit/s, "
-          "because every event is sent to a second node for replication."),
+    (
+        "table",
+        [
+            ["Profile", "Daily ingest", "Nodes", "Per node"],
+            ["Small", "up to 50 GB", "1", "4-8 vCPU, 16 GB RAM, 1 TB NVMe"],
+            ["Medium", "50 to 300 GB", "3", "8 vCPU, 32 GB RAM, 2 TB NVMe"],
+            ["Large", "300 GB to 1.5 TB", "5 to 12", "16 vCPU, 64 GB RAM, 4 TB NVMe"],
+        ],
+    ),
+    (
+        "p",
+        "Small installations of up to 50 GB per day run well on a single node. Medium installations "
+        "from 50 to 300 GB per day should run a three-node cluster with a replication factor of 2, so that "
+        "losing one node loses neither data nor quorum. Large installations of more than 300 GB per day "
+        "use five or more nodes with 16 vCPU and 64 GB RAM each.",
+    ),
+    (
+        "p",
+        "For clusters that ingest more than 500 GB per day, connect the nodes with at least 10 Gbit/s, "
+        "because every event is sent to a second node for replication.",
+    ),
     ("h2", "Worked example"),
-    ("p", "A company sends 250 GB of raw logs per day and must keep 30 days searchable: 7 days hot and "
-          "23 days cold. Indexing alone needs 250 / 150, rounded up, so 2 nodes; a cluster needs an odd "
-          "number of nodes for quorum, so the company runs 3. Hot capacity is 250 x 7 / 10 x 2 = 350 GB, "
-          "plus 20% headroom, about 420 GB for the whole cluster, or 140 GB per node. Cold storage needs "
-          "250 x 23 / 10 = 575 GB in the object store. Each node indexes about 84 GB per day, and up to 25 "
-          "people search at peak times, so each node needs about 8 + 9 + 10 = 27 GB of RAM: the Medium "
-          "profile's 32 GB nodes fit."),
+    (
+        "p",
+        "A company sends 250 GB of raw logs per day and must keep 30 days searchable: 7 days hot and "
+        "23 days cold. Indexing alone needs 250 / 150, rounded up, so 2 nodes; a cluster needs an odd "
+        "number of nodes for quorum, so the company runs 3. Hot capacity is 250 x 7 / 10 x 2 = 350 GB, "
+        "plus 20% headroom, about 420 GB for the whole cluster, or 140 GB per node. Cold storage needs "
+        "250 x 23 / 10 = 575 GB in the object store. Each node indexes about 84 GB per day, and up to 25 "
+        "people search at peak times, so each node needs about 8 + 9 + 10 = 27 GB of RAM: the Medium "
+        "profile's 32 GB nodes fit.",
+    ),
     ("h2", "Revisit your sizing"),
-    ("p", "Review your sizing every 6 months, or whenever daily ingest grows by more than 25%. The "
-          "Quarry Overview dashboard shows the 30-day trend of daily ingest, disk usage and search "
-          "latency that you need for the review."),
+    (
+        "p",
+        "Review your sizing every 6 months, or whenever daily ingest grows by more than 25%. The "
+        "Quarry Overview dashboard shows the 30-day trend of daily ingest, disk usage and search "
+        "latency that you need for the review.",
+    ),
 ]
 
 
@@ -193,85 +296,10 @@ SIZING_DOCX = [
 # Builders
 # --------------------------------------------------------------------------
 
-def build_pdf(path: Path, title: str, pages: list[list[tuple[str, str]]]) -> None:
-    try:
-        from fpdf import FPDF
-    except ImportError as exc:  # depends on the environment: fpdf2 is not a project dependency
-        if path.exists():
-            print(f"note: fpdf2 is not installed; keeping the committed {path.name} (pip install fpdf2 to rebuild it)")
-            return
-        raise SystemExit(f"fpdf2 is needed to build {path.name} (pip install fpdf2), or run with --check-only") from exc
-
-    class HandbookPDF(FPDF):
-        def footer(self) -> None:  # small running footer on every page
-            self.set_y(-15)
-            self.set_font("Helvetica", "I", 8)
-            self.cell(0, 5, f"Lumen Forge - {title} - page {self.page_no()}", align="C")
-
-    pdf = HandbookPDF(format="A4")
-    pdf.set_title(title)
-    pdf.set_author("Lumen Forge Support Engineering")
-    pdf.set_creator("examples/build_support_binaries.py")
-    pdf.set_creation_date(datetime.datetime(2026, 4, 8))
-    pdf.set_auto_page_break(auto=True, margin=20)
-    pdf.set_margins(20, 20, 20)
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-    for blocks in pages:
-        pdf.add_page()
-        for kind, text in blocks:
-            if kind == "h1":
-                pdf.set_font("Helvetica", "B", 18)
-                pdf.multi_cell(width, 9, text, new_x="LMARGIN", new_y="NEXT")
-                pdf.ln(4)
-            elif kind == "h2":
-                pdf.ln(2)
-                pdf.set_font("Helvetica", "B", 14)
-                pdf.multi_cell(width, 8, text, new_x="LMARGIN", new_y="NEXT")
-                pdf.ln(1)
-            elif kind == "li":
-                pdf.set_font("Helvetica", "", 11)
-                pdf.set_x(pdf.l_margin + 5)
-                pdf.multi_cell(width - 5, 6, "- " + text, new_x="LMARGIN", new_y="NEXT")
-                pdf.ln(1)
-            else:
-                pdf.set_font("Helvetica", "", 11)
-                pdf.multi_cell(width, 6, text, new_x="LMARGIN", new_y="NEXT")
-                pdf.ln(2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pdf.output(str(path))
-
-
-def build_docx(path: Path, blocks: list, title: str) -> None:
-    import docx
-
-    doc = docx.Document()
-    doc.core_properties.title = title
-    doc.core_properties.author = "Lumen Forge Support Engineering"
-    for kind, content in blocks:
-        if kind == "h1":
-            doc.add_heading(content, level=1)
-        elif kind == "h2":
-            doc.add_heading(content, level=2)
-        elif kind == "table":
-            table = doc.add_table(rows=len(content), cols=len(content[0]))
-            table.style = "Table Grid"
-            for r, row in enumerate(content):
-                for c, value in enumerate(row):
-                    table.cell(r, c).text = value
-                    if r == 0:
-                        for run in table.cell(r, c).paragraphs[0].runs:
-                            run.bold = True
-        else:
-            doc.add_paragraph(content)
-    doc.core_properties.created = datetime.datetime(2026, 4, 8)
-    doc.core_properties.modified = datetime.datetime(2026, 4, 8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc.save(str(path))
-
-
 # --------------------------------------------------------------------------
 # Corpus, questions, BEIR
 # --------------------------------------------------------------------------
+
 
 def corpus_documents() -> list[dict]:
     docs = []
@@ -304,6 +332,7 @@ def build_beir(docs: list[dict], questions: list[dict]) -> None:
 # --------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------
+
 
 def _norm(s: str) -> str:
     return re.sub(r"\s+", " ", s).strip().lower()
@@ -409,8 +438,19 @@ def validate(docs: list[dict], questions: list[dict]) -> list[str]:
 def main() -> int:
     check_only = "--check-only" in sys.argv
     if not check_only:
-        build_pdf(DOCS / "manuals" / "operations-handbook.pdf", HANDBOOK_TITLE, HANDBOOK_PAGES)
-        build_docx(DOCS / "manuals" / "sizing-guide.docx", SIZING_DOCX, SIZING_TITLE)
+        author, date = "Lumen Forge Support Engineering", datetime.datetime(2026, 4, 8)
+        pages = HANDBOOK_PAGES
+        build_pdf(
+            DOCS / "manuals" / "operations-handbook.pdf",
+            HANDBOOK_TITLE,
+            pages,
+            company="Lumen Forge",
+            author=author,
+            date=date,
+        )
+        build_docx(
+            DOCS / "manuals" / "sizing-guide.docx", SIZING_DOCX, SIZING_TITLE, author=author, date=date
+        )
     docs = corpus_documents()
     questions = load_jsonl(SUPPORT / "questions.jsonl")
     if not check_only:
