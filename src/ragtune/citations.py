@@ -179,14 +179,16 @@ def verify_citations(text: str, passages: Sequence[Chunk], embedder: Embedder | 
         for j, sentences in enumerate(passage_sentences):
             semantic[:, j] = similarity[:, start : start + len(sentences)].max(axis=1)
             start += len(sentences)
+    passage_words = [content_words(p.text) for p in passages]
+    passage_numbers = [set(_NUMBER.findall(p.text)) for p in passages]
     checks = []
     for i, (sentence, cited) in enumerate(claims):
         words, numbers = content_words(sentence), set(_NUMBER.findall(sentence))
         supported_by = []
-        for j, passage in enumerate(passages):
-            if not numbers <= set(_NUMBER.findall(passage.text)):
+        for j in range(len(passages)):
+            if not numbers <= passage_numbers[j]:
                 continue
-            lexical = len(words & content_words(passage.text)) / len(words)
+            lexical = len(words & passage_words[j]) / len(words)
             close = float(semantic[i, j])
             if (
                 lexical >= LEXICAL_SUPPORT

@@ -79,12 +79,17 @@ class Retriever:
             rankings["bm25"] = self.store.search_bm25(query, depth, access)
         return rankings
 
-    def fuse(self, rankings: dict[str, list[tuple[str, float]]], alpha: float | None = None) -> Fused:
-        """One list from one or two: the configured fusion (`alpha` overrides the configured weight)."""
+    def fuse(
+        self,
+        rankings: dict[str, list[tuple[str, float]]],
+        fusion: Literal["convex", "rrf"] | None = None,
+        alpha: float | None = None,
+    ) -> Fused:
+        """One list from one or two: the configured fusion and weight, unless `fusion` / `alpha` are given."""
         if len(rankings) == 1:
             ((name, ranking),) = rankings.items()
             return [(item, score, {name: rank}) for rank, (item, score) in enumerate(ranking, 1)]
-        if self.config.fusion == "rrf" and alpha is None:
+        if (fusion or self.config.fusion) == "rrf":
             return reciprocal_rank_fusion(
                 {n: [i for i, _ in r] for n, r in rankings.items()}, self.config.rrf_k
             )

@@ -45,15 +45,13 @@ def fusion_sweep(
         return list(dict.fromkeys(source[item] for item, _, _ in fused if item in source))[:depth]
 
     runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}, "rrf": {}}
-    rrf = Retriever(
-        retriever.store, retriever.embedder, retriever.config.model_copy(update={"fusion": "rrf"})
-    )
     for q, per_query in lists.items():
         for name in ("bm25", "dense"):
-            runs[name][q] = documents(rrf.fuse({name: per_query[name]}))
-        runs["rrf"][q] = documents(rrf.fuse(per_query))
+            runs[name][q] = documents(retriever.fuse({name: per_query[name]}))
+        runs["rrf"][q] = documents(retriever.fuse(per_query, fusion="rrf"))
         for alpha in alphas:
-            runs.setdefault(f"convex a={alpha:.2f}", {})[q] = documents(rrf.fuse(per_query, alpha=alpha))
+            label = f"convex a={alpha:.2f}"
+            runs.setdefault(label, {})[q] = documents(retriever.fuse(per_query, fusion="convex", alpha=alpha))
     judged_qrels = {q: qrels[q] for q in judged}
     return {name: score_run(judged_qrels, ranked) for name, ranked in runs.items()}
 
