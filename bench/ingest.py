@@ -26,7 +26,7 @@ HR_DOCS = Path(__file__).resolve().parents[1] / "examples" / "hr" / "docs" / "po
 
 
 def paragraphs() -> list[str]:
-    found = []
+    found: list[str] = []
     for path in sorted(HR_DOCS.glob("*.md")):
         for block in parse_file(path, path.read_bytes()).blocks:
             found.extend(p for p in block.text.split("\n\n") if len(p.split()) > 12)

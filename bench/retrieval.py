@@ -15,7 +15,8 @@ from pathlib import Path
 from _common import print_table
 
 from ragtune.config import RetrievalConfig
-from ragtune.evaluate.retrieval import METRICS, beir_workspace, load_beir
+from ragtune.evaluate.retrieval import METRICS, load_beir
+from ragtune.jobs.beir import beir_workspace
 from ragtune.tune.fusion import ALPHAS, fusion_sweep
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

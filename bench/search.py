@@ -33,7 +33,7 @@ HR = Path(__file__).resolve().parents[1] / "examples" / "hr"
 
 
 def sentences() -> list[str]:
-    found = []
+    found: list[str] = []
     for line in (HR / "beir" / "corpus.jsonl").read_text().splitlines():
         text = json.loads(line)["text"]
         found.extend(s.strip() for s in text.replace("\n", " ").split(". ") if len(s.split()) > 4)

@@ -70,8 +70,7 @@ def warm_embedding_cache(
     Tests that are about sync logic start from a copy, so they embed only what they change.
     """
     root = tmp_path_factory.mktemp("warm")
-    ws = Workspace.init(root)
-    ws.__dict__["embedder"] = embedder
+    ws = Workspace.init(root, embedder=embedder)
     ws.ingest([HR_DOCS], show_progress=False)
     ws.close()
     return root / ".ragtune" / "embeddings.sqlite"
@@ -90,11 +89,10 @@ def make_workspace(
         root = tmp_path / name
         root.mkdir()
         (root / "ragtune.toml").write_text(workspace_config() + (config or ""))
-        ws = Workspace.init(root)
         if warm:
+            (root / ".ragtune").mkdir()
             shutil.copyfile(warm_embedding_cache, root / ".ragtune" / "embeddings.sqlite")
-        ws.__dict__["embedder"] = embedder
-        return ws
+        return Workspace.init(root, embedder=embedder)
 
     return make
 

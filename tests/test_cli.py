@@ -41,6 +41,7 @@ def test_search_json_hits_have_sources_and_scores(hr_cli_workspace: Path) -> Non
 def test_search_as_user_sees_restricted_documents(hr_cli_workspace: Path) -> None:
     query = "salary band midpoint senior engineer"
     anonymous = json.loads(run_cli("search", query, "-k", "20", "--json", cwd=hr_cli_workspace).stdout)
+    assert anonymous["hits"], "anonymous callers get public hits, none of them restricted"
     assert all(hit["source"] != "policies/salary-bands.md" for hit in anonymous["hits"])
     for flags in (["--as-user", "dana"], ["--groups", "hr"]):
         hr = json.loads(run_cli("search", query, "-k", "1", "--json", *flags, cwd=hr_cli_workspace).stdout)

@@ -103,9 +103,9 @@ def test_rag_prompt_holds_numbered_passages_and_answer_cites_them() -> None:
         retriever=retriever,
         citation_style="inline",
     )  # type: ignore[arg-type]
-    prompt = generator.seen[0][-1]["content"]
-    assert '<passage id="1" source="doc1.md">' in prompt and '<passage id="2" source="doc2.md">' in prompt
-    assert "How many days?" in prompt
+    system, user = generator.seen[0][0]["content"], generator.seen[0][-1]["content"]
+    assert '<passage id="1" source="doc1.md">' in system and '<passage id="2" source="doc2.md">' in system
+    assert user == "How many days?", "the question alone closes the prompt"
     assert [c.n for c in answer.citations] == [1] and not answer.citations[0].inferred
     assert set(answer.timings) >= {"retrieve_ms", "ttft_ms", "generate_ms", "tokens_per_s"}
 

@@ -14,8 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ragtune import jobs
 from ragtune.errors import RagtuneError
+from ragtune.evaluate.report import headline_rows
 from ragtune.generate import Message
+from ragtune.generate.builtins import list_builtins
 from ragtune.index.retriever import MODES, check_mode
 from ragtune.tune.generator import TuneReport
 from ragtune.types import Answer
@@ -57,8 +60,8 @@ def main_options(
     state["debug"] = debug
 
 
-def _open(workspace: Path | None = None) -> Workspace:
-    return Workspace.open(workspace or state["workspace"])
+def _open(workspace: Path | None = None, *, batch_embeddings: bool = False) -> Workspace:
+    return Workspace.open(workspace or state["workspace"], batch_embeddings=batch_embeddings)
 
 
 def _split(values: str | None) -> list[str]:
@@ -335,7 +338,6 @@ def _warn_unheld(group: str) -> None:
 @app.command()
 def models(as_json: JsonOption = False) -> None:
     """The chat models that ship as packages: size, whether installed, and what they measured."""
-    from ragtune.generate.builtins import list_builtins
 
     rows = list_builtins()
     if as_json:
@@ -385,11 +387,10 @@ def eval_retrieval(
     as_json: JsonOption = False,
 ) -> None:
     """nDCG@10, Recall@10/100 and MRR@10 of each retrieval mode on a BEIR-format dataset."""
-    from ragtune.evaluate.retrieval import evaluate_beir
 
     mode_list = [check_mode(mode) for mode in _split(modes)]  # before indexing, not after
     workspace = state["workspace"]
-    result = evaluate_beir(
+    result = jobs.evaluate_beir(
         beir_dir, modes=mode_list, split=split, workspace=workspace, show_progress=not as_json
     )
     if as_json:
@@ -420,7 +421,7 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Merge a tuned adapter into its base model; GGUF makes finetuned/hybrid run on llama.cpp."""
-    report = _open().export(adapter, fmt, output, quant)
+    report = jobs.export(_open(), adapter, fmt, output, quant)
     if as_json:
         _print_json(report.to_dict())
         return
@@ -440,7 +441,7 @@ def synth(
     as_json: JsonOption = False,
 ) -> None:
     """Question-answer pairs from the indexed chunks: a question file and chat training data."""
-    report = _open().synth(n=n, out=output, show_progress=not as_json)
+    report = jobs.synth(_open(), n=n, out=output, show_progress=not as_json)
     if as_json:
         _print_json(report.to_dict())
         return
@@ -476,8 +477,15 @@ def tune_generator(
     as_json: JsonOption = False,
 ) -> None:
     """LoRA supervised fine-tuning (PEFT + TRL); the adapter serves `ask --strategy finetuned`."""
-    report = _open().tune_generator(
-        data, val=val, epochs=epochs, max_steps=max_steps, name=name, resume=resume, show_progress=not as_json
+    report = jobs.tune_generator(
+        _open(),
+        data,
+        val=val,
+        epochs=epochs,
+        max_steps=max_steps,
+        name=name,
+        resume=resume,
+        show_progress=not as_json,
     )
     if as_json:
         _print_json(report.to_dict())
@@ -505,8 +513,8 @@ def tune_raft(
     as_json: JsonOption = False,
 ) -> None:
     """RAFT: train the generator to answer from retrieved passages (oracle + distractors), citing them."""
-    report, built = _open().tune_raft(
-        data, epochs=epochs, max_steps=max_steps, name=name, resume=resume, show_progress=not as_json
+    report, built = jobs.tune_raft(
+        _open(), data, epochs=epochs, max_steps=max_steps, name=name, resume=resume, show_progress=not as_json
     )
     if as_json:
         _print_json(
@@ -539,7 +547,7 @@ def tune_fusion(
     as_json: JsonOption = False,
 ) -> None:
     """Fit hybrid fusion (convex weight alpha, or RRF) on labelled questions by document nDCG@10."""
-    fit = _open().tune_fusion(questions, write=write)
+    fit = jobs.tune_fusion(_open(), questions, write=write)
     if as_json:
         _print_json(fit.to_dict())
         return
@@ -570,7 +578,9 @@ def tune_retriever(
     as_json: JsonOption = False,
 ) -> None:
     """Fine-tune the embedder (MultipleNegativesRankingLoss, hard negatives from the index)."""
-    report = _open().tune_retriever(data, name=name, switch=switch, epochs=epochs, show_progress=not as_json)
+    report = jobs.tune_retriever(
+        _open(), data, name=name, switch=switch, epochs=epochs, show_progress=not as_json
+    )
     if as_json:
         _print_json(report.to_dict())
         return
@@ -614,7 +624,8 @@ def compare(
     as_json: JsonOption = False,
 ) -> None:
     """Run the same questions through every strategy; write an HTML/Markdown/JSON report; recommend."""
-    result = _open().compare(
+    result = jobs.compare(
+        _open(),
         questions,
         _split(strategies),
         report_dir=report,
@@ -626,7 +637,6 @@ def compare(
     if as_json:
         _print_json(result)
         return
-    from ragtune.evaluate.report import headline_rows
 
     columns, rows = headline_rows(result)
     keep = (
@@ -697,7 +707,7 @@ def advise(
     needs = {**ws.config.needs.model_dump(), **{k: v for k, v in given.items() if v is not None}}
     if not as_json and sys.stdin.isatty():
         needs = _ask_needs(needs)
-    rec, folder = ws.advise(needs, report)
+    rec, folder = jobs.advise(ws, needs, report)
     if as_json:
         _print_json({**rec, "report": str(folder)})
         return
@@ -746,7 +756,7 @@ def serve(
     """The OpenAI-compatible API, the documents API and the web UI (uvicorn)."""
     from ragtune.serve.server import run_server
 
-    run_server(_open(), host=host, port=port)
+    run_server(_open(batch_embeddings=True), host=host, port=port)
 
 
 QUESTIONS: dict[str, tuple[str, list[str] | None]] = {

@@ -21,6 +21,14 @@ class IngestError(RagtuneError):
     """A source could not be read or parsed; the file is skipped, the rest is indexed."""
 
 
+class UploadError(IngestError):
+    """An upload that is refused or could not be indexed; `status` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class StoreError(RagtuneError):
     """The on-disk index is missing or unusable."""
 

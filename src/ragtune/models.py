@@ -12,12 +12,12 @@ import shutil
 from pathlib import Path
 
 from ragtune.errors import ConfigError, GenerateError
-from ragtune.generate.llama_cpp import BUILTIN_GGUF, MODEL_CACHE, resolve_gguf
+from ragtune.generate.builtins import BUILTINS, MODEL_CACHE, resolve_gguf
 
 
 def hf_model_dir(model: str) -> Path:
     """A local transformers folder: the folder given, or a packaged GGUF dequantised once."""
-    if model not in BUILTIN_GGUF:
+    if model not in BUILTINS:
         path = Path(model).expanduser()
         if not (path / "config.json").is_file():
             raise ConfigError(f"{model!r} is not a local transformers model folder (no config.json)")

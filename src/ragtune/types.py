@@ -154,6 +154,15 @@ class Answer:
     debug: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] | None = None  # ragtune.citations.Verification.to_dict(); None if refused
 
+    def meta(self) -> dict[str, Any]:
+        """What the HTTP API returns beside the text (the `ragtune` field)."""
+        return {
+            "strategy": self.strategy,
+            "refused": self.refused,
+            "timings": self.timings,
+            "verification": self.verification,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer,

@@ -22,57 +22,46 @@ from typing import Any
 
 from rich.console import Console
 
-from ragtune.config import CONFIG_FILE, DEFAULT_TOML, Config, GeneratorConfig, load_config, update_config
-from ragtune.errors import ConfigError, DataError, IngestBusyError, RagtuneError, WorkspaceError
-from ragtune.evaluate.questions import read_questions
+from ragtune.access import Access, UserStore, access_for
+from ragtune.config import (
+    CONFIG_FILE,
+    DEFAULT_TOML,
+    Config,
+    GeneratorConfig,
+    load_config,
+)
+from ragtune.errors import ConfigError, IngestBusyError, RagtuneError, UploadError, WorkspaceError
 from ragtune.generate import GenerationParams, Generator, Message, load_generator, params_from
-from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder
+from ragtune.index.embedder import BatchingEmbedder, EmbeddingCache, SentenceTransformerEmbedder
 from ragtune.index.local_store import LocalStore
 from ragtune.index.rerank import CrossEncoderReranker
 from ragtune.index.retriever import Retriever
-from ragtune.index.store import Access
+from ragtune.index.store import StoredDocument
 from ragtune.ingest.chunking import chunk_document, load_tokenizer
 from ragtune.ingest.sources import FileSource, Source, SqlSource, options_fingerprint
 from ragtune.ingest.sync import IngestReport, sync_source
 from ragtune.ingest.uploads import UploadFolder
-from ragtune.serve.users import UserStore
-from ragtune.strategies import answer_question, get_strategy
-from ragtune.tune.export import ExportReport, export_adapter
-from ragtune.tune.fusion import FusionFit, fit_fusion
-from ragtune.tune.generator import TuneReport, train_generator
-from ragtune.tune.raft import RaftBuild, build_raft
-from ragtune.tune.retriever import ACTIVE_FILE, RetrieverTuneReport, reembed_index, train_retriever
-from ragtune.tune.synth import SynthReport, synthesize
+from ragtune.layout import DEFAULT_INDEX, Layout, find_workspace
+from ragtune.manifest import Manifest
+from ragtune.strategies import STRATEGIES, answer_question, get_strategy
 from ragtune.types import Answer, Chunk, Document, Hit
-
-STATE_DIR = ".ragtune"
-
-
-def _manifest(folder: Path) -> dict[str, Any]:
-    return dict(json.loads((folder / "manifest.json").read_text()))
-
-
-def find_workspace(start: Path) -> Path | None:
-    """The nearest folder holding ragtune.toml, from `start` upward (like git finds a repo)."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / CONFIG_FILE).is_file():
-            return folder
-    return None
 
 
 class Workspace:
-    def __init__(self, root: Path, config: Config) -> None:
+    def __init__(self, root: Path, config: Config, *, batch_embeddings: bool = False) -> None:
         self.root = root
+        self.batch_embeddings = batch_embeddings  # a server: concurrent searches share encode calls
+        self.layout = Layout(root)
         self.config = config
-        self.state_dir = root / STATE_DIR
-        self.state_dir.mkdir(exist_ok=True)
+        self.layout.state.mkdir(exist_ok=True)
         self.console = Console(stderr=True)
         self._tuned: dict[Path, Generator] = {}
         self._writer = threading.Lock()  # see _ingest_lock
 
     @classmethod
-    def init(cls, directory: Path | str = ".") -> Workspace:
+    def init(
+        cls, directory: Path | str = ".", *, embedder: SentenceTransformerEmbedder | None = None
+    ) -> Workspace:
         """Create ragtune.toml (unless present) and the state folder; returns the opened workspace."""
         root = Path(directory).resolve()
         try:
@@ -80,16 +69,23 @@ class Workspace:
             config_path = root / CONFIG_FILE
             if not config_path.exists():
                 config_path.write_text(DEFAULT_TOML, encoding="utf-8")
-            state = root / STATE_DIR
-            state.mkdir(exist_ok=True)
-            (state / ".gitignore").write_text("*\n")
+            Layout(root).create()
         except OSError as exc:
             raise WorkspaceError(f"cannot create a workspace in {root}: {exc.strerror or exc}") from exc
-        return cls.open(root)
+        return cls.open(root, embedder=embedder)
 
     @classmethod
-    def open(cls, directory: Path | str | None = None) -> Workspace:
-        """Open the workspace at `directory`, or the nearest one above the current folder."""
+    def open(
+        cls,
+        directory: Path | str | None = None,
+        *,
+        batch_embeddings: bool = False,
+        embedder: SentenceTransformerEmbedder | None = None,
+    ) -> Workspace:
+        """Open the workspace at `directory`, or the nearest one above the current folder.
+
+        `embedder`: an already loaded embedder of the configured model, shared instead of loading another.
+        """
         start = Path(directory) if directory is not None else Path.cwd()
         if directory is not None and (start / CONFIG_FILE).is_file():
             root: Path | None = start.resolve()
@@ -99,20 +95,14 @@ class Workspace:
             raise WorkspaceError(
                 f"no ragtune.toml in {start.resolve()} or any folder above it; run `ragtune init` there first"
             )
-        return cls(root, load_config(root / CONFIG_FILE))
+        ws = cls(root, load_config(root / CONFIG_FILE), batch_embeddings=batch_embeddings)
+        if embedder is not None:
+            ws.__dict__["embedder"] = embedder  # what the cached property would have loaded
+        return ws
 
     def active(self) -> dict[str, str]:
         """The tuned embedder and its index, once `tune retriever` has switched to them (else {})."""
-        path = self.state_dir / ACTIVE_FILE
-        if not path.is_file():
-            return {}
-        try:
-            active = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise WorkspaceError(
-                f"{path}: damaged ({exc.msg}); delete it to return to the base embedder"
-            ) from exc
-        return {"embedder": str(active["embedder"]), "index": str(active["index"])}
+        return self.layout.read_active()
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:
@@ -122,7 +112,7 @@ class Workspace:
 
     @cached_property
     def store(self) -> LocalStore:
-        folder = self.state_dir / self.active().get("index", "index")
+        folder = self.layout.index(self.active().get("index", DEFAULT_INDEX))
         return LocalStore(folder, dim=self.embedder.dim, model=self.embedder.name)
 
     def training_access(self) -> Access:
@@ -172,56 +162,21 @@ class Workspace:
         """
         with self._ingest_lock():
             folder = f"index-{name}"
-            temp = self.state_dir / f".{folder}.tmp"
-            count = reembed_index(self.store.directory / "index.sqlite", temp, embedder, self.embedding_cache)
+            temp = self.layout.index(f".{folder}.tmp")
+            count = self.store.reembed_copy(temp, embedder, self.embedding_cache)
             LocalStore(temp, dim=embedder.dim, model=embedder.name).refresh()
-            shutil.rmtree(self.state_dir / folder, ignore_errors=True)
-            os.replace(temp, self.state_dir / folder)
-            pointer = self.state_dir / f".{ACTIVE_FILE}.tmp"
-            pointer.write_text(json.dumps({"embedder": str(Path(embedder.path).resolve()), "index": folder}))
-            os.replace(pointer, self.state_dir / ACTIVE_FILE)
+            shutil.rmtree(self.layout.index(folder), ignore_errors=True)
+            os.replace(temp, self.layout.index(folder))
+            self.layout.write_active(Path(embedder.path), folder)
         if "store" in self.__dict__:
             self.store.close()
         for cached in ("embedder", "store", "retriever", "_tokenizer"):
             self.__dict__.pop(cached, None)
         return folder, count
 
-    def tune_retriever(
-        self,
-        data: Path | None = None,
-        *,
-        name: str | None = None,
-        switch: bool = True,
-        epochs: float | None = None,
-        show_progress: bool = True,
-    ) -> RetrieverTuneReport:
-        """Fine-tune the embedder on (query, passage) pairs; synthesises them when none are given."""
-        if data is None:
-            data = self.root / "synth" / "questions.jsonl"
-            if not data.is_file():
-                self.synth(out=data, show_progress=show_progress)
-        return train_retriever(
-            self,
-            data,
-            name=name,
-            switch=switch,
-            epochs=epochs,
-            show_progress=show_progress,
-            console=self.console,
-        )
-
-    def tune_fusion(self, questions: Path, *, write: bool = True) -> FusionFit:
-        """Fit hybrid fusion on labelled questions and, unless told not to, save it in ragtune.toml."""
-        fit = fit_fusion(self.retriever, read_questions(questions), self.everyone())
-        if write:
-            update_config(self.root / CONFIG_FILE, "retrieval", {"fusion": fit.fusion, "alpha": fit.alpha})
-            self.config = load_config(self.root / CONFIG_FILE)
-            self.__dict__.pop("retriever", None)
-        return fit
-
     @cached_property
     def embedding_cache(self) -> EmbeddingCache:
-        return EmbeddingCache(self.state_dir / "embeddings.sqlite")
+        return EmbeddingCache(self.layout.embedding_cache)
 
     @cached_property
     def retriever(self) -> Retriever:
@@ -230,7 +185,8 @@ class Workspace:
             reranker = CrossEncoderReranker(
                 self.config.rerank.model, top_n=self.config.rerank.top_n, device=self.config.embedder.device
             )
-        return Retriever(self.store, self.embedder, self.config.retrieval, reranker)
+        embedder = BatchingEmbedder(self.embedder) if self.batch_embeddings else self.embedder
+        return Retriever(self.store, embedder, self.config.retrieval, reranker)
 
     @cached_property
     def _tokenizer(self) -> Any:
@@ -250,7 +206,7 @@ class Workspace:
         Writers in this process (a server's uploads and deletes) wait their turn; a writer in another
         process (a CLI ingest beside the server) makes this one fail at once with IngestBusyError.
         """
-        with self._writer, open(self.state_dir / "ingest.lock", "w") as lock:
+        with self._writer, open(self.layout.ingest_lock, "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
@@ -261,13 +217,38 @@ class Workspace:
 
     @cached_property
     def uploads(self) -> UploadFolder:
-        return UploadFolder(self.state_dir / "uploads", self.state_dir / "uploads-staging")
+        return UploadFolder(self.layout.uploads, self.layout.uploads_staging)
 
     def add_upload(self, staged: Path, groups: Sequence[str] = ()) -> IngestReport:
         """Index a staged file as an upload; the earlier upload of that name is kept if this one fails."""
         return self.uploads.add(
             staged, groups, lambda path, g: self.ingest([path], groups=g, show_progress=False)
         )
+
+    def upload(self, staged: Path, groups: Sequence[str] = ()) -> tuple[StoredDocument | None, IngestReport]:
+        """Index a staged file as an upload and return its document; a file that fails is an UploadError."""
+        report = self.add_upload(staged, groups)
+        if report.failed:
+            raise UploadError(f"{staged.name} was not indexed: {report.failed[0]['error']}")
+        found = [d for d in self.store.documents(Access.of(groups)) if d.source == staged.name]
+        return (found[0] if found else None), report
+
+    def is_upload(self, document: StoredDocument) -> bool:
+        return document.origin == self.origin_of(self.uploads.folder)
+
+    def delete(self, doc_id: str) -> StoredDocument | None:
+        """Remove a document (whatever its groups: this is an admin's act) and an uploaded file with it."""
+        document = self.store.document(doc_id, self.everyone())
+        if document is None:
+            return None
+        self.delete_document(document.origin, document.source)
+        if self.is_upload(document):
+            (self.uploads.folder / document.source).unlink(missing_ok=True)
+        return document
+
+    def strategies(self) -> list[str]:
+        """The strategies that can answer now: tuned ones only once an adapter exists."""
+        return [name for name, s in STRATEGIES.items() if not s.tuned or self.adapter_dir(name) is not None]
 
     def origin_of(self, path: Path) -> str:
         """Where files came from, relative to the workspace when possible so the workspace can move."""
@@ -290,7 +271,7 @@ class Workspace:
             )
             if report.changed:  # what building and keeping the index has cost, for compare's cost column
                 entry = {"at": time.time(), "origin": source.origin, **report.to_dict()}
-                with (self.state_dir / "ingest-log.jsonl").open("a") as log:
+                with self.layout.ingest_log.open("a") as log:
                     log.write(json.dumps(entry) + "\n")
             return report
 
@@ -302,7 +283,7 @@ class Workspace:
 
     def ingest_seconds(self) -> float:
         """Total seconds spent building and updating the index (from the ingest log)."""
-        log = self.state_dir / "ingest-log.jsonl"
+        log = self.layout.ingest_log
         if not log.is_file():
             return 0.0
         return round(sum(json.loads(line)["seconds"] for line in log.read_text().splitlines() if line), 2)
@@ -368,27 +349,12 @@ class Workspace:
         filters: dict[str, str] | None = None,
     ) -> Access:
         """The access of a caller named by groups, or by a user (`ragtune users add`, or [users] in config)."""
-        if groups and user:
-            raise RagtuneError("give either groups or a user, not both")
-        if user is not None:
-            stored = self.users.get(user)
-            if stored is not None:
-                groups = stored.groups
-            elif user in self.config.users:
-                groups = self.config.users[user].groups
-            else:
-                known = sorted(
-                    {str(u["name"]) for u in self.users.list() if not u["revoked"]} | set(self.config.users)
-                )
-                raise ConfigError(
-                    f"unknown user {user!r} (known: {', '.join(known) or 'none'}); "
-                    f"add one with `ragtune users add {user} --groups ...` or [users.{user}] in {CONFIG_FILE}"
-                )
-        return Access.of(groups or (), filters)
+        configured = {name: u.groups for name, u in self.config.users.items()}
+        return access_for(self.users, configured, groups=groups, user=user, filters=filters)
 
     @cached_property
     def users(self) -> UserStore:
-        return UserStore(self.state_dir / "users.sqlite")
+        return UserStore(self.layout.users_db)
 
     def search(
         self,
@@ -410,7 +376,7 @@ class Workspace:
 
     @property
     def adapters_dir(self) -> Path:
-        return self.state_dir / "adapters"
+        return self.layout.adapters
 
     def adapter_dir(self, strategy: str = "finetuned") -> Path | None:
         """The adapter a tuned strategy uses: the one named in config, else the newest fitting one.
@@ -420,19 +386,25 @@ class Workspace:
         named = self.config.tune.hybrid_adapter if strategy == "hybrid" else self.config.tune.adapter
         if named:
             chosen = self.adapters_dir / named
-            if not (chosen / "manifest.json").is_file():
+            if not Manifest.exists(chosen):
                 raise ConfigError(
                     f"adapter {named!r} (from ragtune.toml [tune]): no trained adapter of that name"
                 )
             return chosen
-        trained = sorted(
-            (p.parent for p in self.adapters_dir.glob("*/manifest.json")),
-            key=lambda p: (p / "manifest.json").stat().st_mtime,
-        )
-        raft = [p for p in trained if _manifest(p).get("kind") == "raft"]
-        preferred = raft if strategy == "hybrid" else [p for p in trained if p not in raft]
-        candidates = preferred or trained
-        return candidates[-1] if candidates else None
+        trained = Manifest.newest_first(self.adapters_dir)
+        raft = [m.folder for m in trained if m.kind == "raft"]
+        others = [m.folder for m in trained if m.kind != "raft"]
+        candidates = (raft if strategy == "hybrid" else others) or [m.folder for m in trained]
+        return candidates[0] if candidates else None
+
+    def reload_config(self) -> None:
+        """Read ragtune.toml again (after a job wrote to it); the retriever is rebuilt on next use."""
+        self.config = load_config(self.layout.config_file)
+        self.__dict__.pop("retriever", None)
+
+    def forget_tuned(self) -> None:
+        """Drop loaded tuned models, so that the next tuned answer loads the newest adapter or export."""
+        self._tuned.clear()
 
     def tuned_generator(self, strategy: str = "finetuned") -> tuple[Generator, dict[str, Any]]:
         """The tuned model for a strategy and its manifest: llama.cpp when exported to GGUF, else PEFT."""
@@ -442,7 +414,7 @@ class Workspace:
                 "no tuned generator in this workspace yet: run `ragtune tune generator --data TRAIN.jsonl` "
                 "or `ragtune tune raft` (or use --strategy rag or base)"
             )
-        manifest = _manifest(adapter)
+        manifest = Manifest.read(adapter).data
         if adapter not in self._tuned:
             gguf = manifest.get("exports", {}).get("gguf")
             if gguf and Path(gguf).is_file():
@@ -456,151 +428,6 @@ class Workspace:
                 )
                 self._tuned[adapter] = load_generator(config, adapter=str(adapter / "adapter"))
         return self._tuned[adapter], manifest
-
-    def tune_generator(
-        self,
-        data: Path,
-        *,
-        val: Path | None = None,
-        epochs: float | None = None,
-        max_steps: int | None = None,
-        name: str | None = None,
-        resume: bool = False,
-        show_progress: bool = True,
-    ) -> TuneReport:
-        """LoRA-tune the generator on chat/alpaca/prompt-completion JSONL (see ragtune.tune.generator)."""
-        if name is None:
-            newest = self.adapter_dir() if resume else None
-            name = newest.name if newest is not None else time.strftime("generator-%Y%m%d-%H%M%S")
-        run_dir = self.adapters_dir / name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        report = train_generator(
-            data,
-            run_dir,
-            self.config.tune.generator,
-            val=val,
-            epochs=epochs,
-            max_steps=max_steps,
-            resume=resume,
-            console=self.console,
-            show_progress=show_progress,
-        )
-        self._tuned.clear()
-        return report
-
-    def tune_raft(
-        self,
-        data: Path | None = None,
-        *,
-        epochs: float | None = None,
-        max_steps: int | None = None,
-        name: str | None = None,
-        resume: bool = False,
-        show_progress: bool = True,
-    ) -> tuple[TuneReport, RaftBuild]:
-        """Build RAFT examples from a question file (default: synthesise one) and LoRA-tune on them."""
-        if data is None:
-            data = self.root / "synth" / "questions.jsonl"
-            if not data.is_file():
-                self.synth(out=data, show_progress=show_progress)
-        name = name or time.strftime("raft-%Y%m%d-%H%M%S")
-        run_dir = self.adapters_dir / name
-        built = build_raft(self, read_questions(data), self.config.tune.raft)
-        if not built.examples:
-            raise DataError(f"{data}: no usable RAFT examples ({built.skipped})")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        examples = run_dir / "raft.jsonl"
-        if not resume:
-            examples.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in built.examples))
-        config = self.config.tune.generator
-        config = config.model_copy(update={"max_length": max(config.max_length, 1024)})  # passages are long
-        report = train_generator(
-            examples,
-            run_dir,
-            config,
-            epochs=epochs if epochs is not None else self.config.tune.raft.epochs,
-            max_steps=max_steps,
-            resume=resume,
-            console=self.console,
-            show_progress=show_progress,
-            manifest_extra={"kind": "raft", "citations": "inline", "questions": str(data)},
-        )
-        self._tuned.clear()
-        return report, built
-
-    def export(
-        self, adapter: str, fmt: str = "gguf", out: Path | None = None, quant: str = "q8_0"
-    ) -> ExportReport:
-        """Merge an adapter into its base (safetensors) and convert it to GGUF for llama.cpp."""
-        run_dir = self.adapters_dir / adapter
-        if not (run_dir / "manifest.json").is_file():
-            known = sorted(p.parent.name for p in self.adapters_dir.glob("*/manifest.json"))
-            raise ConfigError(f"no adapter {adapter!r}; trained adapters: {', '.join(known) or 'none'}")
-        report = export_adapter(run_dir, fmt, out, quant)
-        self._tuned.pop(run_dir, None)  # the next tuned answer uses the export
-        return report
-
-    def compare(
-        self,
-        questions: Path,
-        strategies: Sequence[str] = ("base", "rag", "finetuned", "hybrid"),
-        *,
-        report_dir: Path | None = None,
-        freshness: Path | None = None,
-        retrain: bool = False,
-        style: Path | None = None,
-        show_progress: bool = True,
-    ) -> dict[str, Any]:
-        """The same questions through each strategy, a report and a recommendation (see evaluate.compare)."""
-        from ragtune.evaluate.compare import (
-            check_questions_file,
-            default_report_dir,
-            parse_strategies,
-            run_compare,
-        )
-
-        check_questions_file(questions)
-        chosen = parse_strategies(list(strategies))
-        if style is None and self.config.compare.style:
-            style = self.root / self.config.compare.style
-        return run_compare(
-            self,
-            questions,
-            chosen,
-            report_dir or default_report_dir(self),
-            freshness=freshness,
-            retrain=retrain,
-            style=style,
-            show_progress=show_progress,
-            console=self.console,
-        )
-
-    def advise(self, needs: dict[str, Any], report: Path | None = None) -> tuple[dict[str, Any], Path]:
-        """A recommendation from needs and a compare report (default: the latest one)."""
-        from pydantic import ValidationError
-
-        from ragtune.config import NeedsConfig
-        from ragtune.evaluate.advise import recommend
-        from ragtune.evaluate.compare import latest_report
-
-        try:
-            checked = NeedsConfig.model_validate(needs)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"needs: {problems}") from exc
-        folder = report or latest_report(self)
-        if folder is None or not (folder / "report.json").is_file():
-            raise RagtuneError(
-                "no finished compare report to advise from: run `ragtune compare --questions Q.jsonl` first"
-                + (f" ({folder} has no report.json)" if folder else "")
-            )
-        return recommend(json.loads((folder / "report.json").read_text()), checked), folder
-
-    def synth(
-        self, *, n: int | None = None, out: Path | None = None, show_progress: bool = True
-    ) -> SynthReport:
-        """Question-answer pairs from the indexed chunks (see ragtune.tune.synth)."""
-        return synthesize(self, n=n, out=out, show_progress=show_progress, console=self.console)
 
     def ask(
         self,

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
 
 
 def ask(ws: Path, *args: str) -> dict:
@@ -36,6 +40,7 @@ def test_unanswerable_question_is_refused(hr_cli_workspace: Path) -> None:
 def test_restricted_document_never_reaches_a_caller_outside_its_group(hr_cli_workspace: Path) -> None:
     question = "What is the salary band midpoint for a Senior Engineer?"
     outsider = ask(hr_cli_workspace, question)
+    assert outsider["passages"], "the outsider got passages, none of them restricted"
     assert all(p["source"] != "policies/salary-bands.md" for p in outsider["passages"])
     assert all(c["source"] != "policies/salary-bands.md" for c in outsider["citations"])
     assert "69,000" not in outsider["answer"]

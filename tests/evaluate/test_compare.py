@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import HR, run_cli
 
+pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
+
 QUESTIONS = [
     {
         "id": "leave",
@@ -248,7 +250,9 @@ def test_an_interrupted_compare_resumes_without_asking_twice(
 def test_groundedness_can_be_judged_by_the_generator(
     compare_workspace: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from ragtune.evaluate.compare import llm_groundedness
+    from ragtune import jobs
+    from ragtune.evaluate.compare import Judge, llm_groundedness
+    from ragtune.generate import params_from
     from ragtune.workspace import Workspace
 
     ws_root, _ = compare_workspace
@@ -257,12 +261,13 @@ def test_groundedness_can_be_judged_by_the_generator(
     ws.config.compare.consistency_questions = 0
     questions = tmp_path / "two.jsonl"
     questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS[:2]))
-    result = ws.compare(questions, ["rag"], report_dir=tmp_path / "judged", show_progress=False)
+    result = jobs.compare(ws, questions, ["rag"], report_dir=tmp_path / "judged", show_progress=False)
     assert result["groundedness_judge"] == "llm"
     assert 0.0 <= result["strategies"]["rag"]["groundedness"] <= 1.0
     assert "groundedness judge llm" in (tmp_path / "judged" / "report.html").read_text()
     passage = "Full-time employees receive 25 days of paid annual leave per calendar year."
-    verdict = llm_groundedness(ws, "Employees get 25 days of paid leave. Dogs are welcome.", [passage])
+    judge = Judge(ws.generator, params_from(ws.config.generator))
+    verdict = llm_groundedness(judge, "Employees get 25 days of paid leave. Dogs are welcome.", [passage])
     assert verdict in (0.0, 0.5, 1.0), "one verdict per sentence"
-    assert llm_groundedness(ws, "Employees get 25 days.", []) is None
+    assert llm_groundedness(judge, "Employees get 25 days.", []) is None
     ws.close()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+import pytest
+
 from ragtune.workspace import Workspace
 from tests.serve.conftest import Server
+
+pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
 
 WORDS = [
     "saffron",

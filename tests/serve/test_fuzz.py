@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from tests.serve.conftest import Server
 
+pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
+
 FUZZ = settings(
     max_examples=120,
     deadline=None,
@@ -56,7 +58,9 @@ messages = st.lists(
     ),
     max_size=3,
 )
-user_turns = st.lists(st.fixed_dictionaries({"role": st.just("user"), "content": texts}), min_size=1, max_size=2)
+user_turns = st.lists(
+    st.fixed_dictionaries({"role": st.just("user"), "content": texts}), min_size=1, max_size=2
+)
 chat_bodies = st.fixed_dictionaries(
     {"messages": st.one_of(user_turns, messages)},
     optional={

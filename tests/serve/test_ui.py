@@ -5,15 +5,17 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.serve.conftest import Server
+
+pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
 
 
 def test_sign_in_ask_and_see_the_answer_with_its_source(server: Server) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is installed by scripts/test.sh (apt-get install chromium)"
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(server.url)

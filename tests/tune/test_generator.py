@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import HR, init_workspace, run_cli
 
+pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
+
 TUNE_CONFIG = "\n[tune.generator]\nbatch_size = 2\nmax_length = 192\nsave_steps = 2\n"
 
 

@@ -12,6 +12,8 @@ from ragtune.tune.retriever import load_pairs
 from ragtune.workspace import Workspace
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
+
 
 def test_pairs_files_report_bad_lines(tmp_path: Path) -> None:
     bad = tmp_path / "pairs.jsonl"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ragtune.tune.data import load_examples
 from ragtune.tune.synth import answer_spans, check_question, split_sentences
 from ragtune.types import Chunk
 from tests.tune.conftest import read_jsonl
+
+pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
 
 LEAVE = Chunk(
     "c1",

@@ -11,18 +11,19 @@ import hashlib
 import json
 import resource
 import time
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from ragtune import __version__
+from ragtune.access import Access
+from ragtune.config import CompareConfig, NeedsConfig
 from ragtune.errors import DataError, EvalError, RagtuneError
-from ragtune.evaluate.freshness import probe_freshness
+from ragtune.evaluate.advise import recommend
 from ragtune.evaluate.metrics import (
     answer_sentences,
     bootstrap_ci,
@@ -34,15 +35,14 @@ from ragtune.evaluate.metrics import (
     token_f1,
 )
 from ragtune.evaluate.questions import is_unanswerable, read_questions
-from ragtune.generate import Message, params_from, run_generation
+from ragtune.evaluate.report import write_report
+from ragtune.generate import GenerationParams, Generator, Message, run_generation
+from ragtune.index.embedder import Embedder
+from ragtune.index.retriever import Retriever
 from ragtune.progress import progress_bar
 from ragtune.strategies import STRATEGIES, get_strategy
 from ragtune.types import Answer
-
-if TYPE_CHECKING:
-    from ragtune.workspace import Workspace
-
-LATEST = "latest.txt"  # in .ragtune/reports: where the last finished report went
+from ragtune.version import __version__
 
 # Per-question values averaged (with intervals) into the summary, and where each one applies.
 MEAN_METRICS = (
@@ -58,6 +58,39 @@ MEAN_METRICS = (
     "ndcg@10",
     "tone",
 )
+
+
+FreshnessProbe = Callable[[list[str], dict[str, dict[str, Any]]], dict[str, Any]]
+
+
+class AskFn(Protocol):
+    """How compare asks a question: Workspace.ask, or anything answering the same way."""
+
+    def __call__(
+        self,
+        question: str,
+        *,
+        strategy: str,
+        groups: Sequence[str] | None = None,
+        params: GenerationParams | None = None,
+    ) -> Answer: ...
+
+
+@dataclass
+class Judge:
+    """A generator asked, sentence by sentence, whether the passages support an answer."""
+
+    generator: Generator
+    params: GenerationParams
+
+
+@dataclass
+class Costs:
+    """What building the parts cost before compare ran, for the training and index columns."""
+
+    index_seconds: float = 0.0
+    retriever_seconds: float = 0.0
+    tuned_retriever: bool = False
 
 
 def parse_strategies(value: str | Sequence[str]) -> list[str]:
@@ -78,28 +111,18 @@ def _caller(question: dict[str, Any]) -> list[str]:
     return [str(g) for g in groups]
 
 
-def _style_vectors(ws: Workspace, style: Path | None) -> np.ndarray | None:
-    if style is None:
-        return None
-    from ragtune.tune.data import load_examples
-
-    answers = [example.completion for example in load_examples(style)]
-    return ws.embedder.embed(answers)
-
-
 JUDGE_SYSTEM = (
     "You check facts. Given passages and a statement, reply with one word: yes if the passages support "
     "the statement, no if they do not."
 )
 
 
-def llm_groundedness(ws: Workspace, answer: str, passages: list[str]) -> float | None:
-    """Share of answer sentences the generator, as a judge, says the passages support."""
+def llm_groundedness(judge: Judge, answer: str, passages: list[str]) -> float | None:
+    """Share of answer sentences the judge says the passages support."""
     sentences = answer_sentences(answer)
     if not sentences or not passages:
         return None
     context = "\n\n".join(passages)
-    params = replace(params_from(ws.config.generator), max_tokens=3, temperature=0.0)
     supported = 0
     for sentence in sentences:
         messages: list[Message] = [
@@ -109,20 +132,24 @@ def llm_groundedness(ws: Workspace, answer: str, passages: list[str]) -> float |
                 "content": f"Passages:\n{context}\n\nStatement: {sentence}\n\nSupported (yes/no)?",
             },
         ]
-        verdict = run_generation(ws.generator, messages, params).text.strip().lower()
+        verdict = run_generation(judge.generator, messages, judge.params).text.strip().lower()
         supported += verdict.startswith("yes")
     return supported / len(sentences)
 
 
-def judge_kind(ws: Workspace) -> str:
-    judge = ws.config.compare.judge
+def judge_kind(judge: str, backend: str) -> str:
+    """'auto' means an LLM judge only when the generator is an API model (a small local one judges poorly)."""
     if judge == "auto":
-        return "llm" if ws.config.generator.backend == "openai" else "local"
+        return "llm" if backend == "openai" else "local"
     return judge
 
 
 def score_answer(
-    ws: Workspace, question: dict[str, Any], answer: Answer, style: np.ndarray | None
+    embedder: Embedder,
+    judge: Judge | None,
+    question: dict[str, Any],
+    answer: Answer,
+    style: np.ndarray | None,
 ) -> dict[str, float | None]:
     """Every per-question metric of one answer (None where it does not apply)."""
     accepted = [a for a in question.get("answers", []) if a.strip()]
@@ -130,18 +157,18 @@ def score_answer(
     refused = answer.refused
     scores: dict[str, float | None] = dict.fromkeys(MEAN_METRICS)
     scores["refusal_accuracy"] = float(refused == is_unanswerable(question))
-    vector = ws.embedder.embed([text])[0]
+    vector = embedder.embed([text])[0]
     if accepted:
         scores["accuracy"] = contains_answer(text, accepted)
         scores["exact_match"] = exact_match(text, accepted)
         scores["f1"] = token_f1(text, accepted)
-        scores["semantic"] = float(np.max(ws.embedder.embed(accepted) @ vector))
+        scores["semantic"] = float(np.max(embedder.embed(accepted) @ vector))
         cited = [c.chunk.source for c in answer.citations]
         scores["citation_precision"] = citation_precision(cited, question.get("gold_doc"))
     if answer.passages and not refused:
         support = [c.chunk.text for c in answer.citations] or [h.chunk.text for h in answer.passages]
-        if judge_kind(ws) == "llm":
-            scores["groundedness"] = llm_groundedness(ws, text, support)
+        if judge is not None:
+            scores["groundedness"] = llm_groundedness(judge, text, support)
         elif answer.verification is not None:  # the sentence check every answer already carries
             scores["groundedness"] = answer.verification["supported_share"]
         else:
@@ -151,13 +178,15 @@ def score_answer(
     return scores
 
 
-def _retrieval_scores(ws: Workspace, questions: list[dict[str, Any]], k: int) -> dict[str, dict[str, float]]:
+def _retrieval_scores(
+    retriever: Retriever, questions: list[dict[str, Any]], k: int
+) -> dict[str, dict[str, float]]:
     """Doc-level Recall@k / MRR@k / nDCG@10 of the workspace retriever against gold_doc."""
     judged = [q for q in questions if q.get("gold_doc")]
     ranked: dict[str, list[str]] = {}
     for q in judged:
         sources: list[str] = []
-        for hit in ws.retriever.retrieve(q["question"], k=k * 3, access=ws.caller(_caller(q))):
+        for hit in retriever.retrieve(q["question"], k=k * 3, access=Access.of(_caller(q))):
             if hit.chunk.source not in sources:
                 sources.append(hit.chunk.source)
         ranked[str(q["id"])] = sources[:k]
@@ -172,8 +201,7 @@ def _retrieval_scores(ws: Workspace, questions: list[dict[str, Any]], k: int) ->
 class CompareRun:
     """One comparison in one folder: answers are appended as they come, so a rerun resumes."""
 
-    def __init__(self, ws: Workspace, questions_path: Path, strategies: list[str], folder: Path) -> None:
-        self.ws = ws
+    def __init__(self, questions_path: Path, strategies: list[str], folder: Path) -> None:
         self.questions_path = questions_path
         self.questions = read_questions(questions_path)
         self.strategies = strategies
@@ -208,44 +236,41 @@ class CompareRun:
 
 
 def run_compare(
-    ws: Workspace,
+    ask: AskFn,
+    retriever: Retriever,
     questions_path: Path,
     strategies: list[str],
     report_dir: Path,
     *,
-    freshness: Path | None = None,
-    retrain: bool = False,
-    style: Path | None = None,
+    cfg: CompareConfig,
+    needs: NeedsConfig,
+    generation: GenerationParams,
+    adapters: dict[str, dict[str, Any]],
+    costs: Costs,
+    about: dict[str, str],
+    judge: Judge | None = None,
+    style_answers: Sequence[str] = (),
+    skipped: Sequence[str] = (),
+    notes: Sequence[str] = (),
+    freshness: FreshnessProbe | None = None,
     show_progress: bool = True,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Answer, score, summarise, recommend, write the report; returns the summary (compare --json)."""
-    from ragtune.evaluate.advise import recommend
-    from ragtune.evaluate.report import write_report
+    """Answer, score, summarise, recommend, write the report; returns the summary (compare --json).
 
+    `ask` answers (Workspace.ask); `retriever` scores retrieval and its embedder scores answers;
+    `adapters` holds the manifest of each tuned strategy's adapter; `generation` is the parameters
+    the consistency runs resample from; `about` names the workspace, generator and embedder for the
+    report. `freshness`, when given, edits a fact in a copy of the workspace and times each strategy
+    to the new answer (ragtune.jobs.freshness).
+    """
     console = console or Console(stderr=True)
-    cfg = ws.config.compare
     started = time.perf_counter()
-    run = CompareRun(ws, questions_path, strategies, report_dir)
-    notes: list[str] = []
-    active: list[str] = []
-    adapters: dict[str, dict[str, Any]] = {}
-    for name in strategies:
-        if STRATEGIES[name].tuned:
-            adapter = ws.adapter_dir(name)
-            if adapter is None:
-                notes.append(
-                    f"{name}: skipped, no tuned adapter yet (run `ragtune tune generator` or `ragtune tune raft`)"
-                )
-                continue
-            adapters[name] = json.loads((adapter / "manifest.json").read_text())
-        active.append(name)
-    if not active:
-        raise EvalError("no strategy can run: " + "; ".join(notes))
-    if ws.store.stats()["chunks"] == 0 and any(STRATEGIES[s].retrieves for s in active):
-        raise EvalError("the index is empty: ingest documents before comparing strategies that retrieve")
-
-    style_vectors = _style_vectors(ws, style)
+    run = CompareRun(questions_path, strategies, report_dir)
+    notes = list(notes)
+    active = list(strategies)
+    embedder = retriever.embedder
+    style_vectors = embedder.embed(list(style_answers)) if style_answers else None
     records = run.open()
     done = {(r["strategy"], r["id"]) for r in records}
     todo = [(s, q) for s in active for q in run.questions if (s, str(q["id"])) not in done]
@@ -258,69 +283,64 @@ def run_compare(
         for strategy, question in todo:
             progress.update(task, info=f"{strategy} · {question['id']}")
             before = resource.getrusage(resource.RUSAGE_SELF)
-            answer = ws.ask(question["question"], strategy=strategy, groups=_caller(question))
+            answer = ask(question["question"], strategy=strategy, groups=_caller(question))
             after = resource.getrusage(resource.RUSAGE_SELF)
             record: dict[str, Any] = {
                 "strategy": strategy,
                 "id": str(question["id"]),
                 "answer": answer.answer,
                 "refused": answer.refused,
-                "citations": [{"source": c.chunk.source, "text": c.chunk.text} for c in answer.citations],
+                "citations": [c.to_dict() for c in answer.citations],
                 "passages": [h.chunk.source for h in answer.passages],
                 "timings": answer.timings,
                 "model": answer.debug.get("generator", ""),
                 "verification": answer.verification,
                 "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 4),
-                "scores": score_answer(ws, question, answer, style_vectors),
+                "scores": score_answer(embedder, judge, question, answer, style_vectors),
             }
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             sink.flush()
             records.append(record)
             progress.advance(task)
-        consistency = _consistency(ws, run.questions, active, cfg, progress, task)
+        consistency = _consistency(ask, embedder, generation, run.questions, active, cfg, progress, task)
 
-    retrieval = _retrieval_scores(ws, run.questions, cfg.retrieval_k)
+    retrieval = _retrieval_scores(retriever, run.questions, cfg.retrieval_k)
     for record in records:
         if STRATEGIES[record["strategy"]].retrieves and record["id"] in retrieval:
             record["scores"].update(retrieval[record["id"]])
-    fresh = None
-    if freshness is not None:
-        fresh = probe_freshness(ws, freshness, active, adapters, retrain=retrain, console=console)
-    summary = summarise(ws, run.questions, records, active, adapters, consistency)
+    fresh = freshness(active, adapters) if freshness is not None else None
+    summary = summarise(run.questions, records, active, adapters, consistency, cfg, costs)
     result: dict[str, Any] = {
         "questions": str(questions_path),
         "n_questions": len(run.questions),
         "strategies": summary,
         "freshness": fresh,
-        "skipped": [n for n in strategies if n not in active],
+        "skipped": list(skipped),
         "notes": notes,
         "seconds": round(time.perf_counter() - started, 1),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "ragtune_version": __version__,
-        "workspace": str(ws.root),
-        "generator": ws.config.generator.model,
-        "groundedness_judge": judge_kind(ws),
-        "embedder": ws.embedder.name,
+        **about,
+        "groundedness_judge": "llm" if judge is not None else "local",
+        "embedder": embedder.name,
     }
-    result["recommendation"] = recommend(result, ws.config.needs)
+    result["recommendation"] = recommend(result, needs)
     result["report"] = str(write_report(result, run.questions, records, report_dir))
-    pointer = ws.state_dir / "reports" / LATEST
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    pointer.write_text(str(report_dir.resolve()))
     return result
 
 
 def _consistency(
-    ws: Workspace,
+    ask: AskFn,
+    embedder: Embedder,
+    base: GenerationParams,
     questions: list[dict[str, Any]],
     strategies: list[str],
-    cfg: Any,
+    cfg: CompareConfig,
     progress: Progress,
     task: Any,
 ) -> dict[str, float | None]:
     """Mean pairwise cosine of answers to the same question under different sampling seeds."""
     chosen = [q for q in questions if not is_unanswerable(q)][: cfg.consistency_questions]
-    base = params_from(ws.config.generator)
     found: dict[str, float | None] = {}
     for strategy in strategies:
         if not chosen or cfg.consistency_repeats < 1:
@@ -332,12 +352,12 @@ def _consistency(
             for seed in range(1, cfg.consistency_repeats + 1):
                 params = replace(base, seed=seed, temperature=cfg.consistency_temperature)
                 texts.append(
-                    ws.ask(
+                    ask(
                         question["question"], strategy=strategy, groups=_caller(question), params=params
                     ).answer
                 )
                 progress.advance(task)
-            vectors = ws.embedder.embed(texts)
+            vectors = embedder.embed(texts)
             pairs = [
                 float(vectors[i] @ vectors[j]) for i in range(len(texts)) for j in range(i + 1, len(texts))
             ]
@@ -347,23 +367,17 @@ def _consistency(
 
 
 def summarise(
-    ws: Workspace,
     questions: list[dict[str, Any]],
     records: list[dict[str, Any]],
     strategies: list[str],
     adapters: dict[str, dict[str, Any]],
     consistency: dict[str, float | None],
+    cfg: CompareConfig,
+    costs: Costs,
 ) -> dict[str, dict[str, Any]]:
     """Per strategy: each metric's mean and 95% interval, latency, cost, and the counts behind them."""
-    cfg = ws.config.compare
     ids = {str(q["id"]) for q in questions}
     unanswerable = {str(q["id"]) for q in questions if is_unanswerable(q)}
-    index_seconds = ws.ingest_seconds()
-    retriever_seconds = 0.0
-    if ws.active():
-        manifest = Path(ws.active()["embedder"]) / "manifest.json"
-        if manifest.is_file():
-            retriever_seconds = float(json.loads(manifest.read_text()).get("seconds", 0.0))
     summary: dict[str, dict[str, Any]] = {}
     for strategy in strategies:
         mine = [r for r in records if r["strategy"] == strategy and r["id"] in ids]
@@ -392,11 +406,11 @@ def summarise(
                 "answerable_refused": _share([r["refused"] for r in mine if r["id"] not in unanswerable]),
                 "consistency": consistency.get(strategy),
                 "training_seconds": float(adapters.get(strategy, {}).get("seconds", 0.0))
-                + (retriever_seconds if STRATEGIES[strategy].retrieves else 0.0),
-                "index_build_seconds": index_seconds if STRATEGIES[strategy].retrieves else 0.0,
+                + (costs.retriever_seconds if STRATEGIES[strategy].retrieves else 0.0),
+                "index_build_seconds": costs.index_seconds if STRATEGIES[strategy].retrieves else 0.0,
                 "adapter": adapters.get(strategy, {}).get("name"),
                 "model": next((r.get("model") for r in mine if r.get("model")), None),
-                "parts": _parts(strategy, adapters, bool(ws.active())),
+                "parts": _parts(strategy, adapters, costs.tuned_retriever),
             }
         )
         if cfg.cpu_hour_price > 0 and row["cpu_s_per_query"] is not None:
@@ -427,21 +441,6 @@ def _parts(strategy: str, adapters: dict[str, dict[str, Any]], tuned_retriever: 
         parts.append(f"LoRA adapter ({adapters[strategy].get('kind', 'generator-lora')})")
         parts.append("training pipeline + data")
     return parts
-
-
-def default_report_dir(ws: Workspace) -> Path:
-    return ws.state_dir / "reports" / time.strftime("compare-%Y%m%d-%H%M%S")
-
-
-def latest_report(ws: Workspace) -> Path | None:
-    """The folder of the last finished compare (wherever --report put it), else the newest under .ragtune."""
-    pointer = ws.state_dir / "reports" / LATEST
-    if pointer.is_file():
-        folder = Path(pointer.read_text().strip())
-        if (folder / "report.json").is_file():
-            return folder
-    found = sorted(ws.state_dir.glob("reports/*/report.json"), key=lambda p: p.stat().st_mtime)
-    return found[-1].parent if found else None
 
 
 def check_questions_file(path: Path) -> None:

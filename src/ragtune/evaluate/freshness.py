@@ -1,30 +1,18 @@
-"""Freshness: a fact changes; how long until each strategy answers with the new value?
+"""Freshness edits: a fact that changes (file, old text, new text, the question and both answers).
 
-The edit is applied to a copy of the document in a scratch copy of the workspace (the user's
-knowledge base and index are never touched), synced through the normal ingest path, and every
-strategy is asked again. Strategies that keep facts in weights cannot see the edit; for them the
-report gives the measured training time of their adapter, or, with --retrain, actually regenerates
-training data from the edited documents and retrains, timing it.
+ragtune.jobs.freshness applies one to a scratch copy of the workspace and times each strategy.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from ragtune.errors import EvalError
-from ragtune.evaluate.metrics import contains_answer
-from ragtune.ingest.sources import FileSource
-from ragtune.strategies import STRATEGIES
 
 if TYPE_CHECKING:
-    from ragtune.workspace import Workspace
+    pass
 
 EDIT_KEYS = ("file", "old", "new", "question", "old_answer", "new_answer")
 
@@ -40,119 +28,3 @@ def read_edit(path: Path) -> dict[str, str]:
     if missing:
         raise EvalError(f"{path}: missing or empty {', '.join(missing)} (needs {', '.join(EDIT_KEYS)})")
     return {key: edit[key] for key in EDIT_KEYS}
-
-
-def _scratch_copy(ws: Workspace, target: Path) -> None:
-    """ragtune.toml and the index state copied; trained adapters and embedders linked one by one."""
-    target.mkdir(parents=True)
-    shutil.copy2(ws.root / "ragtune.toml", target / "ragtune.toml")
-    state = target / ".ragtune"
-    state.mkdir()
-    index = ws.store.directory
-    ws.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    shutil.copytree(index, state / index.name)
-    for name in ("embeddings.sqlite", "active.json"):
-        if (ws.state_dir / name).is_file():
-            shutil.copy2(ws.state_dir / name, state / name)
-    for name in ("adapters", "embedders"):  # each trained model linked; anything trained here stays here
-        if (ws.state_dir / name).is_dir():
-            (state / name).mkdir()
-            for model in (ws.state_dir / name).iterdir():
-                if model.is_dir():
-                    (state / name / model.name).symlink_to(model.resolve())
-
-
-def probe_freshness(
-    ws: Workspace,
-    edit_path: Path,
-    strategies: list[str],
-    adapters: dict[str, dict[str, Any]],
-    *,
-    retrain: bool = False,
-    console: Console | None = None,
-) -> dict[str, Any]:
-    from ragtune.workspace import Workspace
-
-    console = console or Console(stderr=True)
-    edit = read_edit(edit_path)
-    documents = [d for d in ws.store.documents(ws.everyone()) if d.source == edit["file"]]
-    if not documents or documents[0].origin.startswith("sql:"):
-        raise EvalError(f"{edit_path}: file {edit['file']!r} is not an ingested file in this workspace")
-    document = documents[0]
-    original = ws.root / document.origin / document.source
-    if not original.is_file():
-        raise EvalError(f"{edit_path}: {original} is gone; re-ingest before probing freshness")
-    text = original.read_text(encoding="utf-8")
-    if edit["old"] not in text:
-        raise EvalError(f"{edit_path}: the old text {edit['old']!r} is not in {original}")
-
-    with tempfile.TemporaryDirectory(prefix="ragtune-freshness-") as temp:
-        scratch_root = Path(temp) / "ws"
-        _scratch_copy(ws, scratch_root)
-        scratch = Workspace.open(scratch_root)
-        caller = document.groups
-        before = {
-            s: scratch.ask(edit["question"], strategy=s, groups=caller) for s in strategies
-        }  # also warms up
-        kb = Path(temp) / "kb"
-        edited = kb / document.source
-        edited.parent.mkdir(parents=True, exist_ok=True)
-        edited.write_text(text.replace(edit["old"], edit["new"]), encoding="utf-8")
-        started = time.perf_counter()
-        source = FileSource(
-            kb,
-            origin=document.origin,
-            groups=document.groups,
-            meta=document.meta,
-            exclude=scratch.config.ingest.exclude,
-            rows_per_chunk=scratch.config.chunking.rows_per_chunk,
-        )
-        report = scratch.sync(source, prune=False, show_progress=False)
-        sync_seconds = time.perf_counter() - started
-        if not report.changed:
-            raise EvalError(f"{edit_path}: the edit did not change the indexed document")
-        results: dict[str, Any] = {}
-        for strategy in strategies:
-            asked = time.perf_counter()
-            after = scratch.ask(edit["question"], strategy=strategy, groups=caller)
-            answer_seconds = time.perf_counter() - asked
-            answers_new = bool(contains_answer(after.answer, [edit["new_answer"]]))
-            row: dict[str, Any] = {
-                "before": before[strategy].answer,
-                "after": after.answer,
-                "answered_old_before": bool(contains_answer(before[strategy].answer, [edit["old_answer"]])),
-                "answers_new": answers_new,
-                "update": "re-ingest" if STRATEGIES[strategy].retrieves else "retrain",
-                "seconds_to_new": round(sync_seconds + answer_seconds, 2) if answers_new else None,
-                "retrain_seconds": None,
-            }
-            if not STRATEGIES[strategy].retrieves:
-                if strategy in adapters:
-                    row["retrain_seconds"] = adapters[strategy].get("seconds")
-                    row["retrain_source"] = "measured training time of the adapter (manifest)"
-                else:
-                    row["retrain_source"] = "the base model cannot be updated here"
-            results[strategy] = row
-        if retrain and "finetuned" in adapters:
-            results["finetuned"].update(_retrain(scratch, edit, caller, console))
-        scratch.close()
-    return {"edit": edit, "sync_seconds": round(sync_seconds, 2), "strategies": results}
-
-
-def _retrain(scratch: Workspace, edit: dict[str, str], caller: list[str], console: Console) -> dict[str, Any]:
-    """The fine-tuning way to learn a changed fact: new synthetic data from the edited documents, a new run."""
-    started = time.perf_counter()
-    synth = scratch.synth(out=scratch.root / "synth" / "questions.jsonl", show_progress=False)
-    report = scratch.tune_generator(Path(synth.train_chat), name="freshness-retrain", show_progress=False)
-    seconds = time.perf_counter() - started
-    scratch.config.tune.adapter = "freshness-retrain"
-    after = scratch.ask(edit["question"], strategy="finetuned", groups=caller)
-    answers_new = bool(contains_answer(after.answer, [edit["new_answer"]]))
-    console.print(f"[dim]retrained in {seconds:.0f}s ({report.steps} steps)[/dim]")
-    return {
-        "after_retrain": after.answer,
-        "answers_new_after_retrain": answers_new,
-        "retrain_seconds": round(seconds, 1),
-        "retrain_source": "measured now: synth + tune generator on the edited documents",
-        "seconds_to_new": round(seconds, 1) if answers_new else None,
-    }

@@ -1,28 +1,24 @@
 """Retrieval quality on a BEIR-format folder: nDCG@10, Recall@10/100, MRR@10 per mode (pytrec_eval).
 
-The corpus is indexed in a scratch workspace kept under the current workspace's state (or the user
-cache), through the normal sync path, so a second run re-embeds nothing.
+ragtune.jobs.beir indexes the corpus in a scratch workspace and calls score_beir.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.progress import Progress
 
-from ragtune.config import CONFIG_FILE, RetrievalConfig
+from ragtune.config import RetrievalConfig
 from ragtune.errors import EvalError
 from ragtune.evaluate.metrics import METRICS, score_run
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
-from ragtune.ingest.sources import RecordSource
 from ragtune.jsonl import read_objects
-from ragtune.workspace import Workspace, find_workspace
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -62,70 +58,37 @@ def load_beir(folder: Path, split: str = "test") -> tuple[list[tuple[str, str, s
     return corpus, queries, qrels
 
 
-def beir_workspace(folder: Path, workspace: Path | None = None, show_progress: bool = True) -> Workspace:
-    """The BEIR corpus indexed in its scratch workspace (re-embedding nothing on a second run)."""
-    corpus, _, _ = load_beir(folder)
-    ws = _scratch_workspace(folder, workspace)
-    ws.sync(RecordSource(corpus, origin="beir"), show_progress=show_progress)
-    return ws
-
-
-def _scratch_workspace(folder: Path, workspace: Path | None) -> Workspace:
-    """A workspace for the corpus, with the caller's config, kept so re-runs re-embed nothing."""
-    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
-    parent = find_workspace(workspace or Path.cwd())
-    base = parent / ".ragtune" / "eval" if parent else Path.home() / ".cache" / "ragtune" / "eval"
-    scratch = base / f"{folder.resolve().name}-{key}"
-    scratch.mkdir(parents=True, exist_ok=True)
-    if parent is not None:
-        shutil.copyfile(parent / CONFIG_FILE, scratch / CONFIG_FILE)
-    return Workspace.init(scratch)
-
-
-__all__ = ["METRICS", "beir_workspace", "evaluate_beir", "load_beir"]
-
-
-def evaluate_beir(
-    folder: Path,
+def score_beir(
+    retriever: Retriever,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
     modes: Sequence[str] = ("bm25", "dense", "hybrid"),
-    split: str = "test",
-    workspace: Path | None = None,
+    *,
+    console: Console | None = None,
     show_progress: bool = True,
-) -> dict[str, Any]:
-    corpus, queries, qrels = load_beir(folder, split)
-    ws = _scratch_workspace(folder, workspace)
-    try:
-        report = ws.sync(RecordSource(corpus, origin="beir"), show_progress=show_progress)
-        judged = sorted(qrels)
-        vectors = ws.embedder.embed([queries[q] for q in judged]) if set(modes) - {"bm25"} else None
-        settings = ws.config.retrieval.model_dump() | {
-            "k": 200,
-            "candidates": max(100, ws.config.retrieval.candidates),
-        }
-        retriever = Retriever(ws.store, ws.embedder, RetrievalConfig(**settings))
-        results: dict[str, dict[str, float]] = {}
-        with Progress(console=ws.console, disable=not show_progress, transient=True) as progress:
-            for mode in modes:
-                task = progress.add_task(f"searching ({mode})", total=len(judged))
-                ranked: dict[str, list[str]] = {}
-                for position, query_id in enumerate(judged):
-                    hits = retriever.retrieve(
-                        queries[query_id],
-                        k=200,
-                        mode=mode,
-                        access=Access(),
-                        query_vector=vectors[position] if vectors is not None else None,
-                    )
-                    ranked[query_id] = list(dict.fromkeys(hit.chunk.source for hit in hits))[:100]
-                    progress.advance(task)
-                results[mode] = score_run(qrels, ranked)
-        return {
-            "dataset": str(folder),
-            "docs": len(corpus),
-            "queries": len(judged),
-            "index_seconds": report.seconds,
-            "chunks_embedded": report.chunks_embedded,
-            "results": results,
-        }
-    finally:
-        ws.close()
+) -> dict[str, dict[str, float]]:
+    """Each mode's metrics over the judged queries; a document ranks at its best chunk."""
+    judged = sorted(qrels)
+    vectors = retriever.embedder.embed([queries[q] for q in judged]) if set(modes) - {"bm25"} else None
+    settings = retriever.config.model_dump() | {"k": 200, "candidates": max(100, retriever.config.candidates)}
+    deep = Retriever(retriever.store, retriever.embedder, RetrievalConfig(**settings))
+    results: dict[str, dict[str, float]] = {}
+    with Progress(console=console, disable=not show_progress, transient=True) as progress:
+        for mode in modes:
+            task = progress.add_task(f"searching ({mode})", total=len(judged))
+            ranked: dict[str, list[str]] = {}
+            for position, query_id in enumerate(judged):
+                hits = deep.retrieve(
+                    queries[query_id],
+                    k=200,
+                    mode=mode,
+                    access=Access(),
+                    query_vector=vectors[position] if vectors is not None else None,
+                )
+                ranked[query_id] = list(dict.fromkeys(hit.chunk.source for hit in hits))[:100]
+                progress.advance(task)
+            results[mode] = score_run(qrels, ranked)
+    return results
+
+
+__all__ = ["METRICS", "load_beir", "score_beir"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from ragtune.config import GeneratorConfig
 from ragtune.generate.base import Generation, GenerationParams, Generator, Message, run_generation
+from ragtune.generate.llama_cpp import LlamaCppGenerator
+from ragtune.generate.openai_compat import OpenAICompatGenerator
+from ragtune.generate.transformers_backend import TransformersGenerator
 
 __all__ = ["Generation", "GenerationParams", "Generator", "Message", "load_generator", "run_generation"]
 
@@ -12,8 +15,6 @@ def load_generator(config: GeneratorConfig, adapter: str | None = None) -> Gener
     """The configured backend; `adapter` overrides config.adapter (a tuned LoRA)."""
     adapter = adapter if adapter is not None else config.adapter
     if config.backend == "llama_cpp":
-        from ragtune.generate.llama_cpp import LlamaCppGenerator
-
         return LlamaCppGenerator(
             config.model,
             context_window=config.context_window,
@@ -21,8 +22,6 @@ def load_generator(config: GeneratorConfig, adapter: str | None = None) -> Gener
             lora_path=adapter or None,
         )
     if config.backend == "openai":
-        from ragtune.generate.openai_compat import OpenAICompatGenerator
-
         return OpenAICompatGenerator(
             config.base_url,
             config.model,
@@ -30,8 +29,6 @@ def load_generator(config: GeneratorConfig, adapter: str | None = None) -> Gener
             context_window=config.context_window,
             timeout_s=config.timeout_s,
         )
-    from ragtune.generate.transformers_backend import TransformersGenerator
-
     return TransformersGenerator(config.model, adapter=adapter or None, context_window=config.context_window)
 
 

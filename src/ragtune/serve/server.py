@@ -7,6 +7,7 @@ import ipaddress
 from rich.console import Console
 
 from ragtune.errors import ConfigError
+from ragtune.serve.app import create_app
 from ragtune.workspace import Workspace
 
 
@@ -41,8 +42,6 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
 
 def run_server(ws: Workspace, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
-
-    from ragtune.serve.app import create_app
 
     cfg = ws.config.serve
     host = host or cfg.host

@@ -10,7 +10,6 @@ llama.cpp's own quantiser (llama_model_quantize).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import TuneError
+from ragtune.manifest import Manifest
+from ragtune.models import hf_model_dir
 
 # What convert_hf_to_gguf.py writes itself, and what llama.cpp's quantiser makes from f16.
 CONVERTER_TYPES = ("f16", "bf16", "q8_0")
@@ -65,13 +66,10 @@ def merge_adapter(run_dir: Path, out: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
-    from ragtune.models import hf_model_dir
-
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    base = hf_model_dir(manifest["base_model"])
+    base = hf_model_dir(str(Manifest.read(run_dir).data["base_model"]))
     model: Any = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, str(run_dir / "adapter")).merge_and_unload()
     temp = out.with_name(f".{out.name}.tmp")
@@ -127,15 +125,12 @@ def export_adapter(run_dir: Path, fmt: str, out: Path | None, quant: str) -> Exp
     out.mkdir(parents=True, exist_ok=True)
     merged = merge_adapter(run_dir, out / "merged")
     gguf = to_gguf(merged, out / f"model-{quant}.gguf", quant) if fmt == "gguf" else None
-    manifest_path = run_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    exports = manifest.setdefault("exports", {})
+    manifest = Manifest.read(run_dir)
+    exports = manifest.data.setdefault("exports", {})
     exports["safetensors"] = str(merged.resolve())
     if gguf is not None:
         exports["gguf"] = str(gguf.resolve())
-    temp = manifest_path.with_name("manifest.json.tmp")
-    temp.write_text(json.dumps(manifest, indent=2))
-    os.replace(temp, manifest_path)
+    manifest.write()
     sizes = {"safetensors": sum(f.stat().st_size for f in merged.iterdir() if f.is_file())}
     if gguf is not None:
         sizes["gguf"] = gguf.stat().st_size

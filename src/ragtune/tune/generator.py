@@ -9,7 +9,6 @@ code runs data-parallel on many GPUs (the HF Trainer inside TRL handles the dist
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import shutil
@@ -21,9 +20,10 @@ from typing import Any
 
 from rich.console import Console
 
-from ragtune import __version__
 from ragtune.config import GeneratorTuneConfig
 from ragtune.errors import TuneError
+from ragtune.manifest import Manifest
+from ragtune.models import hf_model_dir
 from ragtune.progress import progress_callback
 from ragtune.tune.data import Example, file_hash, load_examples
 
@@ -108,7 +108,7 @@ def train_generator(
     last = _last_checkpoint(checkpoints)
     if resume and last is None:
         raise TuneError(f"nothing to resume in {checkpoints}; start without --resume")
-    if not resume and (run_dir / "manifest.json").exists():
+    if not resume and Manifest.exists(run_dir):
         raise TuneError(f"adapter {run_dir.name!r} already exists; choose another --name or add --resume")
     if not resume:
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -121,8 +121,6 @@ def train_generator(
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from transformers.utils import logging as transformers_logging
     from trl import SFTConfig, SFTTrainer
-
-    from ragtune.models import hf_model_dir
 
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
@@ -222,11 +220,9 @@ def train_generator(
         "seconds": report.seconds,
         "tokens_per_s": report.tokens_per_s,
         "device": "cuda" if on_gpu else "cpu",
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "ragtune_version": __version__,
         **(manifest_extra or {}),
     }
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    Manifest(run_dir, manifest).write()
     return report
 
 

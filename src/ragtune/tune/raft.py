@@ -12,16 +12,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ragtune.config import RaftConfig
 from ragtune.generate.prompts import REFUSAL, format_passage, rag_messages
+from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.tune.synth import split_sentences
 from ragtune.types import Chunk, Hit
-
-if TYPE_CHECKING:
-    from ragtune.workspace import Workspace
 
 
 @dataclass
@@ -52,30 +50,35 @@ def raft_quote(oracle: Chunk, evidence: str | None, answers: list[str]) -> str |
     return evidence_sentence(oracle, answers)
 
 
-def _oracle(ws: Workspace, row: dict[str, Any], allowed: Access) -> Chunk | None:
+def _oracle(retriever: Retriever, row: dict[str, Any], allowed: Access) -> Chunk | None:
     if row.get("chunk_id"):
-        found = ws.store.chunks([str(row["chunk_id"])])
+        found = retriever.store.chunks([str(row["chunk_id"])])
         if found and allowed.may_read(found[0].groups):
             return found[0]
     if row.get("gold_doc"):
         scoped = Access(allowed.groups, (("source", str(row["gold_doc"])),))
-        for hit in ws.retriever.retrieve(row["question"], k=5, access=scoped):
+        for hit in retriever.retrieve(row["question"], k=5, access=scoped):
             if evidence_sentence(hit.chunk, row.get("answers", [])):
                 return hit.chunk
     return None
 
 
-def build_raft(ws: Workspace, questions: list[dict[str, Any]], cfg: RaftConfig) -> RaftBuild:
-    """Chat examples in the hybrid strategy's own prompt format."""
-    allowed = ws.training_access()
-    persona = ws.config.answer.persona
+def build_raft(
+    retriever: Retriever,
+    questions: list[dict[str, Any]],
+    cfg: RaftConfig,
+    *,
+    allowed: Access,
+    persona: str,
+) -> RaftBuild:
+    """Chat examples in the hybrid strategy's own prompt format, from what `allowed` may read."""
     rng = random.Random(cfg.seed)
     examples: list[dict[str, Any]] = []
     skipped: Counter[str] = Counter()
     with_oracle = without_oracle = 0
     for row in questions:
         question, answers = row["question"], [a for a in row.get("answers", []) if a.strip()]
-        oracle = _oracle(ws, row, allowed) if answers else None
+        oracle = _oracle(retriever, row, allowed) if answers else None
         if answers and oracle is None:
             skipped["no passage holds the answer"] += 1
             continue
@@ -85,7 +88,7 @@ def build_raft(ws: Workspace, questions: list[dict[str, Any]], cfg: RaftConfig) 
             continue
         gold_doc = oracle.doc_id if oracle else None
         distractors: list[Chunk] = []
-        for hit in ws.retriever.retrieve(question, k=50, access=allowed):  # the best of other documents
+        for hit in retriever.retrieve(question, k=50, access=allowed):  # the best of other documents
             if hit.chunk.doc_id != gold_doc and all(hit.chunk.doc_id != d.doc_id for d in distractors):
                 distractors.append(hit.chunk)
         distractors = distractors[: cfg.distractors]

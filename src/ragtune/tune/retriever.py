@@ -9,35 +9,29 @@ switch (.ragtune/active.json). Until that switch the old index answers every sea
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import shutil
-import sqlite3
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rich.console import Console
 
-from ragtune import __version__
 from ragtune.config import RetrieverTuneConfig
 from ragtune.errors import DataError, TuneError
 from ragtune.evaluate.metrics import score_run
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder, embed_with_cache
+from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.jsonl import read_objects
+from ragtune.manifest import Manifest
 from ragtune.progress import progress_callback
 from ragtune.tune.data import file_hash
-from ragtune.types import Chunk, index_text
-
-if TYPE_CHECKING:
-    from ragtune.workspace import Workspace
-
-ACTIVE_FILE = "active.json"
+from ragtune.types import Chunk
 
 
 @dataclass
@@ -124,7 +118,7 @@ def dense_metrics(
 
 
 def mine_hard_negatives(
-    ws: Workspace, pairs: list[Pair], allowed: Access, pool: list[tuple[str, str]], seed: int
+    retriever: Retriever, pairs: list[Pair], allowed: Access, pool: list[tuple[str, str]], seed: int
 ) -> int:
     """The best-ranked passage of another document, from the current index, for each training pair.
 
@@ -136,7 +130,7 @@ def mine_hard_negatives(
     for pair in pairs:
         if pair.negative is not None:
             continue
-        for hit in ws.retriever.retrieve(pair.query, k=20, access=allowed):
+        for hit in retriever.retrieve(pair.query, k=20, access=allowed):
             if hit.chunk.doc_id != pair.doc and hit.chunk.index_text != pair.positive:
                 pair.negative = hit.chunk.index_text
                 mined += 1
@@ -148,20 +142,25 @@ def mine_hard_negatives(
 
 
 def train_retriever(
-    ws: Workspace,
+    retriever: Retriever,
+    embedder: SentenceTransformerEmbedder,
+    cache: EmbeddingCache,
+    cfg: RetrieverTuneConfig,
     data: Path,
+    target: Path,
     *,
-    name: str | None = None,
-    switch: bool = True,
+    allowed: Access,
     epochs: float | None = None,
     show_progress: bool = True,
     console: Console | None = None,
-) -> RetrieverTuneReport:
-    """Train into .ragtune/embedders/NAME, report before/after, and (by default) switch the index."""
-    cfg: RetrieverTuneConfig = ws.config.tune.retriever
+) -> tuple[RetrieverTuneReport, SentenceTransformerEmbedder]:
+    """Train `embedder` into `target` on the pairs in `data`; report before/after on held-out pairs.
+
+    `retriever` (over the current index) mines hard negatives from what `allowed` may read. Switching
+    the index to the tuned embedder is the caller's step (Workspace.switch_embedder).
+    """
     console = console or Console(stderr=True)
-    allowed = ws.training_access()
-    chunks = ws.store.all_chunks(None)
+    chunks = retriever.store.all_chunks(None)
     if not chunks:
         raise DataError("the index is empty: ingest documents before `ragtune tune retriever`")
     pairs = load_pairs(data, {c.chunk_id: c for c in chunks}, cfg.val_fraction, cfg.seed)
@@ -169,29 +168,77 @@ def train_retriever(
     val = [p for p in pairs if p.split == "val"]
     if len(train) < 2:
         raise DataError(f"{data}: {len(train)} training pairs; at least 2 are needed")
-    name = name or time.strftime("retriever-%Y%m%d-%H%M%S")
-    target = ws.state_dir / "embedders" / name
-    if (target / "manifest.json").exists():
-        raise TuneError(f"embedder {name!r} already exists; choose another --name")
+    if Manifest.exists(target):
+        raise TuneError(f"embedder {target.name!r} already exists; choose another --name")
 
     corpus = [(c.doc_id, c.index_text) for c in chunks]
     corpus += [(p.doc, p.positive) for p in pairs if p.doc.startswith("text:")]
     corpus = list(dict.fromkeys(corpus))
     notes: list[str] = []
-    before = dense_metrics(ws.embedder, ws.embedding_cache, corpus, val)
+    before = dense_metrics(embedder, cache, corpus, val)
     if cfg.hard_negatives:
-        mined = mine_hard_negatives(
-            ws,
-            train,
-            allowed,
-            [(c.doc_id, c.index_text) for c in chunks if allowed.may_read(c.groups)],
-            cfg.seed,
-        )
+        pool = [(c.doc_id, c.index_text) for c in chunks if allowed.may_read(c.groups)]
+        mined = mine_hard_negatives(retriever, train, allowed, pool, cfg.seed)
         if mined < len(train):
             notes.append(
                 f"{len(train) - mined} of {len(train)} negatives were random passages, not mined ones"
             )
+    with_negatives = cfg.hard_negatives and all(p.negative for p in train)
+    records = [
+        {"anchor": p.query, "positive": p.positive, **({"negative": p.negative} if with_negatives else {})}
+        for p in train
+    ]
+    fit = _fit(embedder, records, cfg, target, epochs, console, show_progress)
+    tuned = SentenceTransformerEmbedder(str(target), batch_size=embedder.batch_size, loaded=fit.model)
+    after = dense_metrics(tuned, cache, corpus, val)
+    manifest = {
+        "name": target.name,
+        "kind": "retriever",
+        "base_model": embedder.name,
+        "data": str(data),
+        "data_sha256": file_hash(data),
+        "pairs": {"train": len(train), "val": len(val)},
+        "hyperparameters": {**cfg.model_dump(), "epochs": fit.epochs},
+        "metrics": {"before": before, "after": after},
+        "steps": fit.steps,
+        "seconds": fit.seconds,
+        "device": fit.device,
+    }
+    Manifest(target, manifest).write()
+    if not val:
+        notes.append("no held-out pairs: before/after could not be measured")
+    report = RetrieverTuneReport(
+        model=str(target),
+        pairs={"train": len(train), "val": len(val)},
+        before=before,
+        after=after,
+        steps=fit.steps,
+        seconds=fit.seconds,
+        switched=False,
+        notes=notes,
+    )
+    return report, tuned
 
+
+@dataclass
+class _Fit:
+    model: Any
+    steps: int
+    seconds: float
+    epochs: float
+    device: str
+
+
+def _fit(
+    embedder: SentenceTransformerEmbedder,
+    records: list[dict[str, str | None]],
+    cfg: RetrieverTuneConfig,
+    target: Path,
+    epochs: float | None,
+    console: Console,
+    show_progress: bool,
+) -> _Fit:
+    """sentence-transformers training with in-batch (and hard) negatives, saved into `target`."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import datasets
     import torch
@@ -212,15 +259,8 @@ def train_retriever(
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     on_gpu = torch.cuda.is_available()
-    model = SentenceTransformer(
-        str(ws.embedder.path), device="cuda" if on_gpu else "cpu", local_files_only=True
-    )
-    with_negatives = cfg.hard_negatives and all(p.negative for p in train)
-    records = [
-        {"anchor": p.query, "positive": p.positive, **({"negative": p.negative} if with_negatives else {})}
-        for p in train
-    ]
-    temp = target.with_name(f".{name}.tmp")
+    model = SentenceTransformer(str(embedder.path), device="cuda" if on_gpu else "cpu", local_files_only=True)
+    temp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(temp, ignore_errors=True)
     shutil.rmtree(target, ignore_errors=True)  # an interrupted run of this name (it has no manifest)
     args = SentenceTransformerTrainingArguments(
@@ -250,78 +290,11 @@ def train_retriever(
     trainer.remove_callback(PrinterCallback)
     started = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - started
+    seconds = round(time.perf_counter() - started, 1)
     shutil.rmtree(temp / "checkpoints", ignore_errors=True)
     model.save_pretrained(str(temp), create_model_card=False)
     target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(temp, target)  # complete only once manifest.json is written, below
-    tuned = SentenceTransformerEmbedder(str(target), batch_size=ws.config.embedder.batch_size, loaded=model)
-    after = dense_metrics(tuned, ws.embedding_cache, corpus, val)
-    manifest = {
-        "name": name,
-        "kind": "retriever",
-        "base_model": ws.embedder.name,
-        "data": str(data),
-        "data_sha256": file_hash(data),
-        "pairs": {"train": len(train), "val": len(val)},
-        "hyperparameters": {**cfg.model_dump(), "epochs": args.num_train_epochs},
-        "metrics": {"before": before, "after": after},
-        "steps": int(trainer.state.global_step),
-        "seconds": round(seconds, 1),
-        "device": "cuda" if on_gpu else "cpu",
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "ragtune_version": __version__,
-    }
-    (target / "manifest.json.tmp").write_text(json.dumps(manifest, indent=2))
-    os.replace(target / "manifest.json.tmp", target / "manifest.json")
-    report = RetrieverTuneReport(
-        model=str(target),
-        pairs={"train": len(train), "val": len(val)},
-        before=before,
-        after=after,
-        steps=int(trainer.state.global_step),
-        seconds=round(seconds, 1),
-        switched=False,
-        notes=notes,
+    os.replace(temp, target)  # complete only once manifest.json is written (the caller does)
+    return _Fit(
+        model, int(trainer.state.global_step), seconds, args.num_train_epochs, "cuda" if on_gpu else "cpu"
     )
-    if not val:
-        notes.append("no held-out pairs: before/after could not be measured")
-    if switch:
-        started = time.perf_counter()
-        report.index, report.reembedded_chunks = ws.switch_embedder(tuned, name)
-        report.reembed_seconds = round(time.perf_counter() - started, 1)
-        report.switched = True
-    return report
-
-
-def reembed_index(
-    source_db: Path, target_dir: Path, embedder: SentenceTransformerEmbedder, cache: EmbeddingCache
-) -> int:
-    """Copy the index to `target_dir` with every chunk vector from `embedder`; returns the chunk count.
-
-    Chunks, documents and their hashes are copied as they are (chunking does not depend on the
-    embedder's weights), so later syncs stay incremental.
-    """
-    shutil.rmtree(target_dir, ignore_errors=True)
-    target_dir.mkdir(parents=True)
-    source = sqlite3.connect(source_db)
-    target = sqlite3.connect(target_dir / "index.sqlite")
-    try:
-        source.backup(target)
-        rows = target.execute("SELECT id, title, heading, text FROM chunks ORDER BY id").fetchall()
-        texts = [index_text(r[1], json.loads(r[2]), r[3]) for r in rows]
-        vectors, _ = embed_with_cache(embedder, cache, texts)
-        with target:
-            target.executemany(
-                "UPDATE chunks SET vector = ? WHERE id = ?",
-                [(v.astype(np.float32).tobytes(), r[0]) for r, v in zip(rows, vectors, strict=True)],
-            )
-            target.executemany(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                [("model", embedder.name), ("dim", str(embedder.dim))],
-            )
-            target.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-    finally:
-        source.close()
-        target.close()
-    return len(rows)

@@ -17,21 +17,20 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
 from rich.console import Console
 
+from ragtune.config import SynthConfig
 from ragtune.errors import DataError
-from ragtune.generate import GenerationParams, Message, run_generation
+from ragtune.generate import GenerationParams, Generator, Message, run_generation
 from ragtune.generate.prompts import base_messages
+from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.progress import progress_bar
 from ragtune.types import Chunk
-
-if TYPE_CHECKING:
-    from ragtune.workspace import Workspace
 
 _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred"
@@ -192,20 +191,26 @@ def _question_messages(sentence: str, answer: str) -> list[Message]:
 
 
 def _ask_for_question(
-    ws: Workspace, chunk: Chunk, sentence: str, span: str, params: GenerationParams, seen: set[str]
+    retriever: Retriever,
+    generator: Generator,
+    chunk: Chunk,
+    sentence: str,
+    span: str,
+    params: GenerationParams,
+    seen: set[str],
 ) -> tuple[str, str | None]:
     """A question that passes every check, or the last reason for failing; a second, sampled try
     rescues about a third of the sentences the greedy question fails on."""
     question, reason = "", None
     for attempt in range(2):
         tried = replace(params, temperature=0.8, seed=params.seed + 1) if attempt else params
-        text = run_generation(ws.generator, _question_messages(sentence, span), tried).text
+        text = run_generation(generator, _question_messages(sentence, span), tried).text
         question = text.strip().strip('"').strip()
         reason = check_question(question, span, chunk)
         if reason is None and " ".join(_WORD.findall(question.lower())) in seen:
             reason = "duplicate"
         if reason is None:
-            hits = ws.retriever.retrieve(question, k=5, access=Access.of(chunk.groups))
+            hits = retriever.retrieve(question, k=5, access=Access.of(chunk.groups))
             if chunk.doc_id not in {h.chunk.doc_id for h in hits}:
                 reason = "does not retrieve its document"
         if reason is None:
@@ -236,20 +241,24 @@ def _candidates(chunks: list[Chunk], seed: int) -> list[tuple[Chunk, str, str]]:
 
 
 def synthesize(
-    ws: Workspace,
+    retriever: Retriever,
+    generator: Generator,
+    cfg: SynthConfig,
     *,
+    out: Path,
+    persona: str,
     n: int | None = None,
-    out: Path | None = None,
     show_progress: bool = True,
     console: Console | None = None,
 ) -> SynthReport:
-    """Write OUT (question format, with a train/val split by chunk) and OUT's .train/.val chat files."""
-    cfg = ws.config.synth
+    """Write OUT (question format, with a train/val split by chunk) and OUT's .train/.val chat files.
+
+    Questions come from `generator`; each must retrieve its own document through `retriever`.
+    """
     n = n or cfg.n
-    out = out or ws.root / "synth" / "questions.jsonl"
     console = console or Console(stderr=True)
     started = time.perf_counter()
-    everything = ws.store.all_chunks(None)
+    everything = retriever.store.all_chunks(None)
     public = [c for c in everything if not c.groups]
     chunks = everything if cfg.include_restricted else public
     if not chunks:
@@ -266,10 +275,10 @@ def synthesize(
         for tried, (chunk, sentence, span) in enumerate(candidates, start=1):
             if len(kept) >= n:
                 break
-            question, reason = _ask_for_question(ws, chunk, sentence, span, params, seen)
+            question, reason = _ask_for_question(retriever, generator, chunk, sentence, span, params, seen)
             vector = None
             if reason is None:
-                vector = ws.embedder.embed([question])[0]
+                vector = retriever.embedder.embed([question])[0]
                 if kept_vectors and float(np.max(np.stack(kept_vectors) @ vector)) > 0.95:
                     reason = "duplicate"
             if reason is not None:
@@ -286,7 +295,7 @@ def synthesize(
     if len(kept) < n:
         notes.append(f"kept {len(kept)} of the {n} asked for: the index ran out of usable sentences")
     _split_by_chunk(kept, cfg.val_fraction, cfg.seed)
-    paths = _write(kept, out, ws.config.answer.persona)
+    paths = _write(kept, out, persona)
     return SynthReport(
         questions=len(kept),
         train=sum(p.split == "train" for p in kept),

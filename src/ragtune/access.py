@@ -1,5 +1,6 @@
-"""API users: a name, access groups, an admin flag and a key that is shown once and stored hashed.
+"""Who may read what: access groups, API users and their keys, in one place for CLI, API and HTTP.
 
+A chunk without groups is visible to everyone; a chunk with groups only to a caller sharing one.
 Keys are 256-bit random tokens, so a plain SHA-256 is the right hash (a slow password hash guards
 low-entropy secrets; these are not). Lookups compare digests with hmac.compare_digest.
 """
@@ -14,14 +15,35 @@ import re
 import secrets
 import sqlite3
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragtune.errors import ConfigError
+from ragtune.config import CONFIG_FILE
+from ragtune.errors import ConfigError, RagtuneError
 from ragtune.sqlite import ThreadConnections
 
 KEY_PREFIX = "rt-"
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who is asking and what they narrowed the search to.
+
+    A chunk without groups is visible to everyone; a chunk with groups only to a caller sharing one.
+    `filters` match document metadata exactly ("source" matches as a glob).
+    """
+
+    groups: frozenset[str] = frozenset()
+    filters: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, groups: Sequence[str] = (), filters: dict[str, str] | None = None) -> Access:
+        return cls(frozenset(groups), tuple(sorted((filters or {}).items())))
+
+    def may_read(self, chunk_groups: Sequence[str]) -> bool:
+        return not chunk_groups or bool(self.groups.intersection(chunk_groups))
 
 
 @dataclass(frozen=True)
@@ -108,3 +130,29 @@ class UserStore:
 
     def close(self) -> None:
         self._connections.close()
+
+
+def access_for(
+    users: UserStore,
+    configured: Mapping[str, Sequence[str]],
+    *,
+    groups: Sequence[str] | None = None,
+    user: str | None = None,
+    filters: dict[str, str] | None = None,
+) -> Access:
+    """The access of a caller named by groups, or by a user: an API user, else one of [users] in config."""
+    if groups and user:
+        raise RagtuneError("give either groups or a user, not both")
+    if user is not None:
+        stored = users.get(user)
+        if stored is not None:
+            groups = stored.groups
+        elif user in configured:
+            groups = configured[user]
+        else:
+            known = sorted({str(u["name"]) for u in users.list() if not u["revoked"]} | set(configured))
+            raise ConfigError(
+                f"unknown user {user!r} (known: {', '.join(known) or 'none'}); "
+                f"add one with `ragtune users add {user} --groups ...` or [users.{user}] in {CONFIG_FILE}"
+            )
+    return Access.of(groups or (), filters)

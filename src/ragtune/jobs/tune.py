@@ -1,0 +1,171 @@
+"""Tuning jobs on a workspace: synthesise data, train, switch, export. Thin: the work is in ragtune.tune."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ragtune.config import update_config
+from ragtune.errors import ConfigError, DataError
+from ragtune.evaluate.questions import read_questions
+from ragtune.manifest import Manifest
+from ragtune.tune.export import ExportReport, export_adapter
+from ragtune.tune.fusion import FusionFit, fit_fusion
+from ragtune.tune.generator import TuneReport, train_generator
+from ragtune.tune.raft import RaftBuild, build_raft
+from ragtune.tune.retriever import RetrieverTuneReport, train_retriever
+from ragtune.tune.synth import SynthReport, synthesize
+from ragtune.workspace import Workspace
+
+
+def synth(
+    ws: Workspace, *, n: int | None = None, out: Path | None = None, show_progress: bool = True
+) -> SynthReport:
+    """Question-answer pairs from the indexed chunks (see ragtune.tune.synth)."""
+    return synthesize(
+        ws.retriever,
+        ws.generator,
+        ws.config.synth,
+        out=out or ws.layout.synth_questions,
+        persona=ws.config.answer.persona,
+        n=n,
+        show_progress=show_progress,
+        console=ws.console,
+    )
+
+
+def tune_generator(
+    ws: Workspace,
+    data: Path,
+    *,
+    val: Path | None = None,
+    epochs: float | None = None,
+    max_steps: int | None = None,
+    name: str | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> TuneReport:
+    """LoRA-tune the generator on chat/alpaca/prompt-completion JSONL (see ragtune.tune.generator)."""
+    if name is None:
+        newest = ws.adapter_dir() if resume else None
+        name = newest.name if newest is not None else time.strftime("generator-%Y%m%d-%H%M%S")
+    run_dir = ws.layout.adapters / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    report = train_generator(
+        data,
+        run_dir,
+        ws.config.tune.generator,
+        val=val,
+        epochs=epochs,
+        max_steps=max_steps,
+        resume=resume,
+        console=ws.console,
+        show_progress=show_progress,
+    )
+    ws.forget_tuned()
+    return report
+
+
+def tune_raft(
+    ws: Workspace,
+    data: Path | None = None,
+    *,
+    epochs: float | None = None,
+    max_steps: int | None = None,
+    name: str | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> tuple[TuneReport, RaftBuild]:
+    """Build RAFT examples from a question file (default: synthesise one) and LoRA-tune on them."""
+    if data is None:
+        data = ws.layout.synth_questions
+        if not data.is_file():
+            synth(ws, out=data, show_progress=show_progress)
+    name = name or time.strftime("raft-%Y%m%d-%H%M%S")
+    run_dir = ws.layout.adapters / name
+    built = build_raft(
+        ws.retriever,
+        read_questions(data),
+        ws.config.tune.raft,
+        allowed=ws.training_access(),
+        persona=ws.config.answer.persona,
+    )
+    if not built.examples:
+        raise DataError(f"{data}: no usable RAFT examples ({built.skipped})")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    examples = run_dir / "raft.jsonl"
+    if not resume:
+        examples.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in built.examples))
+    config = ws.config.tune.generator
+    config = config.model_copy(update={"max_length": max(config.max_length, 1024)})  # passages are long
+    report = train_generator(
+        examples,
+        run_dir,
+        config,
+        epochs=epochs if epochs is not None else ws.config.tune.raft.epochs,
+        max_steps=max_steps,
+        resume=resume,
+        console=ws.console,
+        show_progress=show_progress,
+        manifest_extra={"kind": "raft", "citations": "inline", "questions": str(data)},
+    )
+    ws.forget_tuned()
+    return report, built
+
+
+def tune_retriever(
+    ws: Workspace,
+    data: Path | None = None,
+    *,
+    name: str | None = None,
+    switch: bool = True,
+    epochs: float | None = None,
+    show_progress: bool = True,
+) -> RetrieverTuneReport:
+    """Fine-tune the embedder on (query, passage) pairs; synthesises them when none are given."""
+    if data is None:
+        data = ws.layout.synth_questions
+        if not data.is_file():
+            synth(ws, out=data, show_progress=show_progress)
+    name = name or time.strftime("retriever-%Y%m%d-%H%M%S")
+    report, tuned = train_retriever(
+        ws.retriever,
+        ws.embedder,
+        ws.embedding_cache,
+        ws.config.tune.retriever,
+        data,
+        ws.layout.embedder(name),
+        allowed=ws.training_access(),
+        epochs=epochs,
+        show_progress=show_progress,
+        console=ws.console,
+    )
+    if switch:
+        started = time.perf_counter()
+        report.index, report.reembedded_chunks = ws.switch_embedder(tuned, name)
+        report.reembed_seconds = round(time.perf_counter() - started, 1)
+        report.switched = True
+    return report
+
+
+def tune_fusion(ws: Workspace, questions: Path, *, write: bool = True) -> FusionFit:
+    """Fit hybrid fusion on labelled questions and, unless told not to, save it in ragtune.toml."""
+    fit = fit_fusion(ws.retriever, read_questions(questions), ws.everyone())
+    if write:
+        update_config(ws.layout.config_file, "retrieval", {"fusion": fit.fusion, "alpha": fit.alpha})
+        ws.reload_config()
+    return fit
+
+
+def export(
+    ws: Workspace, adapter: str, fmt: str = "gguf", out: Path | None = None, quant: str = "q8_0"
+) -> ExportReport:
+    """Merge an adapter into its base (safetensors) and convert it to GGUF for llama.cpp."""
+    run_dir = ws.layout.adapters / adapter
+    if not Manifest.exists(run_dir):
+        known = sorted(m.folder.name for m in Manifest.newest_first(ws.layout.adapters))
+        raise ConfigError(f"no adapter {adapter!r}; trained adapters: {', '.join(known) or 'none'}")
+    report = export_adapter(run_dir, fmt, out, quant)
+    ws.forget_tuned()  # the next tuned answer uses the export
+    return report

@@ -1,0 +1,78 @@
+"""manifest.json: what a trained adapter or tuned embedder says about itself, written atomically.
+
+A folder counts as finished once its manifest exists, so a manifest must never be half written: it
+goes to a temporary file beside it first and is renamed into place (readers see the old one or the
+new one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import WorkspaceError
+from ragtune.version import __version__
+
+MANIFEST = "manifest.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """JSON to `path` through a temporary file and a rename: no reader ever sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(data, out, indent=2, ensure_ascii=False)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Manifest:
+    folder: Path
+    data: dict[str, Any]
+
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        return (folder / MANIFEST).is_file()
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest:
+        path = folder / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise WorkspaceError(f"{path}: missing; the folder is not a finished run") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise WorkspaceError(f"{path}: unreadable ({exc}); retrain or delete the folder") from exc
+        if not isinstance(data, dict):
+            raise WorkspaceError(f"{path}: expected a JSON object")
+        return cls(folder, data)
+
+    @classmethod
+    def newest_first(cls, parent: Path) -> list[Manifest]:
+        """The finished runs under `parent`, most recently written first."""
+        paths = sorted(parent.glob(f"*/{MANIFEST}"), key=lambda p: p.stat().st_mtime, reverse=True)
+        return [cls.read(p.parent) for p in paths]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("kind", ""))
+
+    def write(self) -> None:
+        """Stamped with the time and ragtune version on first write; atomic."""
+        self.data.setdefault("created_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        self.data.setdefault("ragtune_version", __version__)
+        write_json_atomic(self.folder / MANIFEST, self.data)

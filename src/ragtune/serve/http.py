@@ -1,0 +1,134 @@
+"""HTTP plumbing: one error shape, JSON that always encodes, body limits and request metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ragtune.errors import ContextLengthError, IngestBusyError, RagtuneError, UploadError
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over the {limit / 1024:.0f} KiB limit")
+
+
+class LimitsAndMetrics:
+    """Plain ASGI middleware: body size limits (413) and request metrics, streaming left untouched.
+
+    The limit is checked on Content-Length and again on the bytes as they arrive, so a chunked body
+    (no Content-Length) cannot slip past it.
+    """
+
+    def __init__(self, app: Any, cfg: Any, requests: Counter, latency: Histogram) -> None:
+        self.app, self.cfg, self.requests, self.latency = app, cfg, requests, latency
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        route = re.sub(r"^/v1/documents/.+", "/v1/documents/{id}", path) if path.startswith("/v1/") else path
+        if route not in ("/", "/healthz", "/metrics", "/openapi.json") and not route.startswith("/v1/"):
+            route = "other"
+        is_upload = route.startswith("/v1/documents")
+        limit = int(self.cfg.max_upload_mb * 1024 * 1024) if is_upload else self.cfg.max_request_kb * 1024
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"").decode("latin-1")
+        status = 500
+        received = 0
+
+        async def tracked(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        async def counted() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        try:
+            if length.isdigit() and int(length) > limit:
+                await error_response(413, BodyTooLarge(limit).detail, "too_large")(scope, receive, tracked)
+            else:
+                try:
+                    await self.app(scope, counted, tracked)
+                except BodyTooLarge as exc:  # raised where the app could not turn it into a response
+                    if status == 500:
+                        await error_response(413, exc.detail, "too_large")(scope, receive, tracked)
+        finally:
+            self.requests.labels(route, str(status)).inc()
+            self.latency.labels(route).observe(time.perf_counter() - started)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: text that cannot be UTF-8 falls back to \\u escapes, never a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+def error_response(
+    status: int,
+    message: str,
+    kind: str = "invalid_request",
+    headers: dict[str, str] | None = None,
+    code: int | str | None = None,
+    **extra: Any,
+) -> SafeJSONResponse:
+    """The one error shape (OpenAI's): {"error": {"message", "type", "code", ...}}."""
+    body = {"error": {"message": message, "type": kind, "code": code or status, **extra}}
+    return SafeJSONResponse(body, status_code=status, headers=headers)
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Where and what, never the rejected value: echoing it (inf, NaN, bad Unicode) cannot always be encoded."""
+    return [
+        {"loc": ".".join(str(part) for part in error.get("loc", ())), "msg": str(error.get("msg", ""))}
+        for error in errors
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves in the one shape; ragtune's own errors are the caller's fault (4xx)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "too_large" if exc.status_code == 413 else "invalid_request"
+        return error_response(exc.status_code, str(exc.detail), kind, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(exc.errors())
+        summary = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:5])
+        return error_response(422, f"invalid request: {summary}", details=details)
+
+    @app.exception_handler(RagtuneError)
+    async def ragtune_error(request: Request, exc: RagtuneError) -> JSONResponse:
+        if isinstance(exc, ContextLengthError):
+            return error_response(400, str(exc), param="messages", code="context_length_exceeded")
+        if isinstance(exc, IngestBusyError):
+            return error_response(409, str(exc), "conflict", {"Retry-After": "5"})
+        if isinstance(exc, UploadError):
+            kind = "too_large" if exc.status == 413 else "invalid_request"
+            return error_response(exc.status, str(exc), kind)
+        return error_response(400, str(exc), "ragtune_error")

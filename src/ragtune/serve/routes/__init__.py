@@ -1,0 +1,1 @@
+"""The HTTP routes, one APIRouter per concern; each route checks the caller and calls the Python API."""
