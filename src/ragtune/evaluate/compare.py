@@ -39,6 +39,7 @@ from ragtune.evaluate.report import write_report
 from ragtune.generate import GenerationParams, Generator, Message, run_generation
 from ragtune.index.embedder import Embedder
 from ragtune.index.retriever import Retriever
+from ragtune.manifest import write_json_atomic
 from ragtune.progress import progress_bar
 from ragtune.strategies import STRATEGIES, get_strategy
 from ragtune.types import Answer
@@ -223,7 +224,7 @@ class CompareRun:
                 raise EvalError(
                     f"{self.folder} holds a comparison of another question set; choose another --report folder"
                 )
-        header_path.write_text(json.dumps(self.header, indent=2))
+        write_json_atomic(header_path, self.header)
         if not self.runs_path.is_file():
             return []
         done = []

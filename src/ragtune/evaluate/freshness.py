@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ragtune.errors import EvalError
-
-if TYPE_CHECKING:
-    pass
 
 EDIT_KEYS = ("file", "old", "new", "question", "old_answer", "new_answer")
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from ragtune.manifest import write_json_atomic
 
 HEADLINE = (
     ("accuracy", "accuracy", True),
@@ -369,7 +370,7 @@ def write_report(
     """report.json, report.md and report.html in `folder`; the HTML is written last (it marks done)."""
     folder.mkdir(parents=True, exist_ok=True)
     payload = {**result, "report": str(folder / "report.html"), "answers": records}
-    (folder / "report.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+    write_json_atomic(folder / "report.json", payload)
     (folder / "report.md").write_text(render_markdown(result))
     temp = folder / "report.html.tmp"
     temp.write_text(render_html(result, questions, records), encoding="utf-8")
