@@ -58,9 +58,11 @@ def _digest(key: str) -> str:
 
 
 class UserStore:
-    """users.sqlite in the workspace state: one row per user, revoked users kept for the record."""
+    """Every named caller: API users with keys (users.sqlite, revoked ones kept for the record), then
+    the keyless `[users.NAME]` of ragtune.toml that CLI callers name with --as-user."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, configured: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.configured = {name: list(groups) for name, groups in (configured or {}).items()}
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = ThreadConnections(path, timeout=30)
         self.db.execute(
@@ -97,10 +99,17 @@ class UserStore:
         return User(row[0], json.loads(row[1]), bool(row[2]))
 
     def get(self, name: str) -> User | None:
+        """An active API user of that name, else one from config, else None."""
         row = self.db.execute(
             "SELECT name, groups, admin FROM users WHERE name = ? AND revoked IS NULL", (name,)
         ).fetchone()
-        return User(row[0], json.loads(row[1]), bool(row[2])) if row else None
+        if row:
+            return User(row[0], json.loads(row[1]), bool(row[2]))
+        return User(name, self.configured[name]) if name in self.configured else None
+
+    def names(self) -> builtins.list[str]:
+        active = {str(u["name"]) for u in self.list() if not u["revoked"]}
+        return sorted(active | set(self.configured))
 
     def revoke(self, name: str) -> None:
         with self.db:
@@ -120,12 +129,15 @@ class UserStore:
         ]
 
     def holders(self) -> dict[str, builtins.list[str]]:
-        """group -> names of the active users who hold it."""
+        """group -> names of the active users (API and config) who hold it."""
         held: dict[str, builtins.list[str]] = {}
         for user in self.list():
             if not user["revoked"]:
                 for group in user["groups"]:  # type: ignore[attr-defined]
                     held.setdefault(str(group), []).append(str(user["name"]))
+        for name, groups in self.configured.items():
+            for group in groups:
+                held.setdefault(group, []).append(name)
         return held
 
     def close(self) -> None:
@@ -134,25 +146,20 @@ class UserStore:
 
 def access_for(
     users: UserStore,
-    configured: Mapping[str, Sequence[str]],
     *,
     groups: Sequence[str] | None = None,
     user: str | None = None,
     filters: dict[str, str] | None = None,
 ) -> Access:
-    """The access of a caller named by groups, or by a user: an API user, else one of [users] in config."""
+    """The access of a caller named by groups, or by a user (an API user, else one of [users] in config)."""
     if groups and user:
         raise RagtuneError("give either groups or a user, not both")
     if user is not None:
-        stored = users.get(user)
-        if stored is not None:
-            groups = stored.groups
-        elif user in configured:
-            groups = configured[user]
-        else:
-            known = sorted({str(u["name"]) for u in users.list() if not u["revoked"]} | set(configured))
+        found = users.get(user)
+        if found is None:
             raise ConfigError(
-                f"unknown user {user!r} (known: {', '.join(known) or 'none'}); "
+                f"unknown user {user!r} (known: {', '.join(users.names()) or 'none'}); "
                 f"add one with `ragtune users add {user} --groups ...` or [users.{user}] in {CONFIG_FILE}"
             )
+        groups = found.groups
     return Access.of(groups or (), filters)

@@ -125,9 +125,6 @@ class Workspace:
     def group_holders(self) -> dict[str, list[str]]:
         """group -> who holds it: API users, [users] in config, and the anonymous caller."""
         held = self.users.holders()
-        for name, user in self.config.users.items():
-            for group in user.groups:
-                held.setdefault(group, []).append(name)
         if self.config.serve.anonymous:
             for group in self.config.serve.anonymous_groups:
                 held.setdefault(group, []).append("(anonymous)")
@@ -349,12 +346,11 @@ class Workspace:
         filters: dict[str, str] | None = None,
     ) -> Access:
         """The access of a caller named by groups, or by a user (`ragtune users add`, or [users] in config)."""
-        configured = {name: u.groups for name, u in self.config.users.items()}
-        return access_for(self.users, configured, groups=groups, user=user, filters=filters)
+        return access_for(self.users, groups=groups, user=user, filters=filters)
 
     @cached_property
     def users(self) -> UserStore:
-        return UserStore(self.layout.users_db)
+        return UserStore(self.layout.users_db, {name: u.groups for name, u in self.config.users.items()})
 
     def search(
         self,
