@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,15 +24,15 @@ MANIFEST = "manifest.json"
 def write_json_atomic(path: Path, data: Any) -> None:
     """JSON to `path` through a temporary file and a rename: no reader ever sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
     try:
-        with os.fdopen(handle, "w") as out:
+        with temp.open("w", encoding="utf-8") as out:
             json.dump(data, out, indent=2, ensure_ascii=False)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
 
 
@@ -58,11 +58,16 @@ class Manifest:
             raise WorkspaceError(f"{path}: expected a JSON object")
         return cls(folder, data)
 
+    @staticmethod
+    def names(parent: Path) -> list[str]:
+        """The folders under `parent` that hold a finished run, without reading them."""
+        return sorted(p.parent.name for p in parent.glob(f"*/{MANIFEST}"))
+
     @classmethod
     def newest_first(cls, parent: Path) -> list[Manifest]:
         """The finished runs under `parent`, most recently written first."""
-        paths = sorted(parent.glob(f"*/{MANIFEST}"), key=lambda p: p.stat().st_mtime, reverse=True)
-        return [cls.read(p.parent) for p in paths]
+        paths = sorted(parent.glob(f"*/{MANIFEST}"), key=lambda p: p.stat().st_mtime)
+        return [cls.read(p.parent) for p in reversed(paths)]  # on equal times, the last listed first
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)

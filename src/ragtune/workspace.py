@@ -397,6 +397,8 @@ class Workspace:
         """Read ragtune.toml again (after a job wrote to it); the retriever is rebuilt on next use."""
         self.config = load_config(self.layout.config_file)
         self.__dict__.pop("retriever", None)
+        if "users" in self.__dict__:  # [users] may have changed
+            self.__dict__.pop("users").close()
 
     def forget_tuned(self) -> None:
         """Drop loaded tuned models, so that the next tuned answer loads the newest adapter or export."""

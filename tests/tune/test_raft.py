@@ -10,12 +10,10 @@ import pytest
 
 from ragtune.errors import DataError
 from ragtune.evaluate.questions import read_questions
-from ragtune.generate.prompts import REFUSAL, rag_system
+from ragtune.generate.prompts import REFUSAL, rag_messages
 from ragtune.tune.raft import build_raft
 from ragtune.workspace import Workspace
 from tests.conftest import run_cli
-
-pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
 
 
 def test_question_files_report_bad_lines(tmp_path: Path) -> None:
@@ -25,6 +23,7 @@ def test_question_files_report_bad_lines(tmp_path: Path) -> None:
         read_questions(bad)
 
 
+@pytest.mark.slow  # a real model
 def test_raft_examples_hide_the_oracle_among_real_distractors(synth_workspace: tuple[Path, dict]) -> None:
     ws_root, synth = synth_workspace
     ws = Workspace.open(ws_root)
@@ -40,10 +39,12 @@ def test_raft_examples_hide_the_oracle_among_real_distractors(synth_workspace: t
     assert len(built.examples) == built.with_oracle + built.without_oracle
     for example in built.examples:
         system, user, assistant = example["messages"]
-        instructions = rag_system("inline", ws.config.answer.persona)
-        assert system["content"].startswith(instructions), "the prompt hybrid sends"
-        assert "<passage" not in user["content"], "the user turn is the question alone"
         assert "salary-bands" not in system["content"], "restricted text never enters training data"
+        blocks = re.findall(r'<passage id="\d+" source="[^"]*">\n.*?\n</passage>', system["content"], re.S)
+        sent = rag_messages(user["content"], blocks, style="inline", persona=ws.config.answer.persona)
+        assert [system, user] == sent, (
+            "exactly the prompt hybrid sends: passages in the system, the question alone"
+        )
         passages = re.findall(
             r'<passage id="(\d+)" source="[^"]*">\n(.*?)\n</passage>', system["content"], re.S
         )
@@ -54,6 +55,7 @@ def test_raft_examples_hide_the_oracle_among_real_distractors(synth_workspace: t
         assert quote in passages[int(n) - 1][1], "the answer quotes the passage it cites"
 
 
+@pytest.mark.slow  # a real model
 def test_tune_raft_trains_an_adapter_that_hybrid_uses(synth_workspace: tuple[Path, dict]) -> None:
     ws, synth = synth_workspace
     report = json.loads(

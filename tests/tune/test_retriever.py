@@ -12,8 +12,6 @@ from ragtune.tune.retriever import load_pairs
 from ragtune.workspace import Workspace
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
-
 
 def test_pairs_files_report_bad_lines(tmp_path: Path) -> None:
     bad = tmp_path / "pairs.jsonl"
@@ -34,6 +32,7 @@ def test_plain_pairs_get_a_seeded_validation_share(tmp_path: Path) -> None:
     assert [p.split for p in pairs] == [p.split for p in load_pairs(data, {}, 0.2, 0)]
 
 
+@pytest.mark.slow  # a real model
 def test_tune_retriever_measures_and_switches_the_index(synth_workspace: tuple[Path, dict]) -> None:
     ws, synth = synth_workspace
     before = json.loads(
@@ -61,6 +60,7 @@ def test_tune_retriever_measures_and_switches_the_index(synth_workspace: tuple[P
     assert manifest["kind"] == "retriever" and manifest["metrics"]["after"] == report["after"]
 
 
+@pytest.mark.slow  # a real model
 def test_a_failed_re_embed_leaves_the_old_index_serving(
     synth_workspace: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -72,7 +72,7 @@ def test_a_failed_re_embed_leaves_the_old_index_serving(
     def broken_embed(*args: object, **kwargs: object) -> object:
         raise RagtuneError("disk full (simulated)")
 
-    monkeypatch.setattr("ragtune.tune.retriever.embed_with_cache", broken_embed)
+    monkeypatch.setattr("ragtune.index.local_store.embed_with_cache", broken_embed)
     with pytest.raises(RagtuneError, match="disk full"):
         ws.switch_embedder(ws.embedder, "broken")
     assert ws.active() == active_before

@@ -11,8 +11,6 @@ from ragtune.tune.synth import answer_spans, check_question, split_sentences
 from ragtune.types import Chunk
 from tests.tune.conftest import read_jsonl
 
-pytestmark = pytest.mark.slow  # real models or a real server: `pytest -m "not slow"` skips these
-
 LEAVE = Chunk(
     "c1",
     "d1",
@@ -59,6 +57,7 @@ def test_check_question_drops_giveaways_and_off_topic_questions() -> None:
     assert check_question("Annual leave days", "25 days", LEAVE) == "not a question"
 
 
+@pytest.mark.slow  # a real model
 def test_synth_writes_checked_questions_split_by_chunk(synth_workspace: tuple[Path, dict]) -> None:
     _, report = synth_workspace
     assert report["questions"] >= 8, report
@@ -76,6 +75,7 @@ def test_synth_writes_checked_questions_split_by_chunk(synth_workspace: tuple[Pa
     assert not train_chunks & val_chunks, "validation asks about chunks training never saw"
 
 
+@pytest.mark.slow  # a real model
 def test_synth_never_uses_restricted_documents(synth_workspace: tuple[Path, dict]) -> None:
     _, report = synth_workspace
     assert report["skipped_restricted_chunks"] > 0, "salary-bands.md is restricted to group hr"
@@ -83,6 +83,7 @@ def test_synth_never_uses_restricted_documents(synth_workspace: tuple[Path, dict
     assert all("salary-bands" not in q["gold_doc"] for q in questions)
 
 
+@pytest.mark.slow  # a real model
 def test_synth_chat_data_is_valid_training_data(synth_workspace: tuple[Path, dict]) -> None:
     _, report = synth_workspace
     train = load_examples(Path(report["train_chat"]))

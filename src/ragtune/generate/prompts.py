@@ -12,6 +12,8 @@ from ragtune.types import Hit
 CitationStyle = Literal["attached", "inline"]
 
 REFUSAL = "I don't know: the documents available to you do not cover this."
+# Recorded in a RAFT adapter's manifest: the rag prompt it was trained on (see rag_messages).
+RAG_PROMPT_LAYOUT = "passages-in-system"
 
 
 def base_system(persona: str = DEFAULT_PERSONA) -> str:

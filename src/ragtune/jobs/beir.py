@@ -14,6 +14,7 @@ from typing import Any
 
 from ragtune.config import CONFIG_FILE
 from ragtune.evaluate.retrieval import load_beir, score_beir
+from ragtune.index.retriever import Retriever
 from ragtune.ingest.sources import RecordSource
 from ragtune.layout import Layout, find_workspace
 from ragtune.workspace import Workspace
@@ -50,9 +51,8 @@ def evaluate_beir(
     ws = _scratch_workspace(folder, workspace)
     try:
         report = ws.sync(RecordSource(corpus, origin="beir"), show_progress=show_progress)
-        results = score_beir(
-            ws.retriever, queries, qrels, modes, console=ws.console, show_progress=show_progress
-        )
+        plain = Retriever(ws.store, ws.embedder, ws.config.retrieval)  # no rerank step: each mode as it is
+        results = score_beir(plain, queries, qrels, modes, console=ws.console, show_progress=show_progress)
         return {
             "dataset": str(folder),
             "docs": len(corpus),

@@ -9,6 +9,7 @@ from pathlib import Path
 from ragtune.config import update_config
 from ragtune.errors import ConfigError, DataError
 from ragtune.evaluate.questions import read_questions
+from ragtune.generate.prompts import RAG_PROMPT_LAYOUT
 from ragtune.manifest import Manifest
 from ragtune.tune.export import ExportReport, export_adapter
 from ragtune.tune.fusion import FusionFit, fit_fusion
@@ -108,7 +109,12 @@ def tune_raft(
         resume=resume,
         console=ws.console,
         show_progress=show_progress,
-        manifest_extra={"kind": "raft", "citations": "inline", "questions": str(data)},
+        manifest_extra={
+            "kind": "raft",
+            "citations": "inline",
+            "questions": str(data),
+            "prompt_layout": RAG_PROMPT_LAYOUT,
+        },
     )
     ws.forget_tuned()
     return report, built
@@ -164,7 +170,7 @@ def export(
     """Merge an adapter into its base (safetensors) and convert it to GGUF for llama.cpp."""
     run_dir = ws.layout.adapters / adapter
     if not Manifest.exists(run_dir):
-        known = sorted(m.folder.name for m in Manifest.newest_first(ws.layout.adapters))
+        known = Manifest.names(ws.layout.adapters)
         raise ConfigError(f"no adapter {adapter!r}; trained adapters: {', '.join(known) or 'none'}")
     report = export_adapter(run_dir, fmt, out, quant)
     ws.forget_tuned()  # the next tuned answer uses the export

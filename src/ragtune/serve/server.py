@@ -56,6 +56,7 @@ def run_server(ws: Workspace, host: str | None = None, port: int | None = None) 
     console.print("[dim]loading the embedder and the generator…[/dim]")
     ws.embedder.load()
     _ = ws.generator
+    _ = ws.retriever  # built once before the first request (and its reranker, if any, loaded)
     ws.store.refresh()
     app = create_app(ws)
     console.print(f"ragtune serving {ws.root} on http://{host}:{port}  (web UI at /, API at /v1)")
