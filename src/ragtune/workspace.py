@@ -230,8 +230,12 @@ class Workspace:
         found = [d for d in self.store.documents(Access.of(groups)) if d.source == staged.name]
         return (found[0] if found else None), report
 
+    @cached_property
+    def _uploads_origin(self) -> str:
+        return self.origin_of(self.uploads.folder)
+
     def is_upload(self, document: StoredDocument) -> bool:
-        return document.origin == self.origin_of(self.uploads.folder)
+        return document.origin == self._uploads_origin
 
     def delete(self, doc_id: str) -> StoredDocument | None:
         """Remove a document (whatever its groups: this is an admin's act) and an uploaded file with it."""
@@ -370,10 +374,6 @@ class Workspace:
         """The configured chat model, loaded on first use (it is the slow part of start-up)."""
         return load_generator(self.config.generator)
 
-    @property
-    def adapters_dir(self) -> Path:
-        return self.layout.adapters
-
     def adapter_dir(self, strategy: str = "finetuned") -> Path | None:
         """The adapter a tuned strategy uses: the one named in config, else the newest fitting one.
 
@@ -381,13 +381,13 @@ class Workspace:
         """
         named = self.config.tune.hybrid_adapter if strategy == "hybrid" else self.config.tune.adapter
         if named:
-            chosen = self.adapters_dir / named
+            chosen = self.layout.adapter(named)
             if not Manifest.exists(chosen):
                 raise ConfigError(
                     f"adapter {named!r} (from ragtune.toml [tune]): no trained adapter of that name"
                 )
             return chosen
-        trained = Manifest.newest_first(self.adapters_dir)
+        trained = Manifest.newest_first(self.layout.adapters)
         raft = [m.folder for m in trained if m.kind == "raft"]
         others = [m.folder for m in trained if m.kind != "raft"]
         candidates = (raft if strategy == "hybrid" else others) or [m.folder for m in trained]

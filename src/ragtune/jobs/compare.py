@@ -97,9 +97,10 @@ def compare(
 def _costs(ws: Workspace) -> Costs:
     """Seconds already spent on the index and on a tuned embedder (from its manifest)."""
     active = ws.active()
+    embedder = Path(active["embedder"]) if active else None
     retriever_seconds = 0.0
-    if active and Manifest.exists(Path(active["embedder"])):
-        retriever_seconds = float(Manifest.read(Path(active["embedder"])).get("seconds", 0.0))
+    if embedder is not None and Manifest.exists(embedder):
+        retriever_seconds = float(Manifest.read(embedder).get("seconds", 0.0))
     return Costs(ws.ingest_seconds(), retriever_seconds, tuned_retriever=bool(active))
 
 

@@ -36,6 +36,16 @@ def synth(
     )
 
 
+def _questions(ws: Workspace, data: Path | None, show_progress: bool) -> Path:
+    """The question file given, else the workspace's synthesised one (written now if missing)."""
+    if data is not None:
+        return data
+    data = ws.layout.synth_questions
+    if not data.is_file():
+        synth(ws, out=data, show_progress=show_progress)
+    return data
+
+
 def tune_generator(
     ws: Workspace,
     data: Path,
@@ -79,10 +89,7 @@ def tune_raft(
     show_progress: bool = True,
 ) -> tuple[TuneReport, RaftBuild]:
     """Build RAFT examples from a question file (default: synthesise one) and LoRA-tune on them."""
-    if data is None:
-        data = ws.layout.synth_questions
-        if not data.is_file():
-            synth(ws, out=data, show_progress=show_progress)
+    data = _questions(ws, data, show_progress)
     name = name or time.strftime("raft-%Y%m%d-%H%M%S")
     run_dir = ws.layout.adapters / name
     built = build_raft(
@@ -130,10 +137,7 @@ def tune_retriever(
     show_progress: bool = True,
 ) -> RetrieverTuneReport:
     """Fine-tune the embedder on (query, passage) pairs; synthesises them when none are given."""
-    if data is None:
-        data = ws.layout.synth_questions
-        if not data.is_file():
-            synth(ws, out=data, show_progress=show_progress)
+    data = _questions(ws, data, show_progress)
     name = name or time.strftime("retriever-%Y%m%d-%H%M%S")
     report, tuned = train_retriever(
         ws.retriever,

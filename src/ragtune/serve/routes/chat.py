@@ -67,8 +67,15 @@ class Generation:
     events: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
     gone: threading.Event = field(default_factory=threading.Event)
 
-    def start(self, state: ServerState, gate: ModelGate, user: User, body: ChatRequest) -> None:
-        strategy, question, history = parse_chat(body)
+    def start(
+        self,
+        state: ServerState,
+        gate: ModelGate,
+        user: User,
+        body: ChatRequest,
+        parsed: tuple[str, str, list[Message]],
+    ) -> None:
+        strategy, question, history = parsed
         stream = body.stream
         loop = asyncio.get_running_loop()
         ws = state.ws
@@ -116,7 +123,8 @@ class Generation:
 async def chat(
     body: ChatRequest, state: ServerState = Depends(server_state), user: User = Depends(caller)
 ) -> Any:
-    strategy, _, _ = parse_chat(body)
+    parsed = parse_chat(body)
+    strategy = parsed[0]
     if STRATEGIES[strategy].tuned and state.ws.adapter_dir(strategy) is None:
         raise HTTPException(404, f"model {body.model!r} has no tuned adapter yet")
     gate = state.gate_for(strategy)
@@ -125,7 +133,7 @@ async def chat(
     except Busy:
         raise HTTPException(429, "the model is busy; retry shortly", {"Retry-After": "2"}) from None
     generation = Generation()
-    generation.start(state, gate, user, body)
+    generation.start(state, gate, user, body, parsed)
     first = await generation.events.get()
     if first[0] == "error":
         generation.gone.set()
