@@ -20,7 +20,7 @@ from ragtune.evaluate.report import headline_rows
 from ragtune.generate import Message
 from ragtune.generate.builtins import list_builtins
 from ragtune.index.retriever import MODES, check_mode
-from ragtune.tune.generator import TuneReport
+from ragtune.tune.generator import TuneReport, is_main_process
 from ragtune.types import Answer
 from ragtune.workspace import Workspace
 
@@ -487,6 +487,8 @@ def tune_generator(
         resume=resume,
         show_progress=not as_json,
     )
+    if not is_main_process():  # under `accelerate launch`, rank 0 reports for all
+        return
     if as_json:
         _print_json(report.to_dict())
         return
@@ -516,6 +518,8 @@ def tune_raft(
     report, built = jobs.tune_raft(
         _open(), data, epochs=epochs, max_steps=max_steps, name=name, resume=resume, show_progress=not as_json
     )
+    if not is_main_process():
+        return
     if as_json:
         _print_json(
             {

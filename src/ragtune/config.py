@@ -113,8 +113,9 @@ class AnswerConfig(_Section):
 
 class GeneratorTuneConfig(_Section):
     base_model: str = Field(
-        "builtin:smollm2-135m-instruct",
-        description="A local transformers folder, or a packaged model dequantised once from its GGUF.",
+        "",
+        description="Empty: the [generator] model, so that tuned strategies compare with rag on the same "
+        "base. Else a builtin, a GGUF file (dequantised once) or a local transformers folder.",
     )
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)

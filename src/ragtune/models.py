@@ -7,6 +7,7 @@ The shipped chat models are quantised GGUF files. transformers can read GGUF and
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -16,16 +17,24 @@ from ragtune.generate.builtins import BUILTINS, MODEL_CACHE, resolve_gguf
 
 
 def hf_model_dir(model: str) -> Path:
-    """A local transformers folder: the folder given, or a packaged GGUF dequantised once."""
-    if model not in BUILTINS:
-        path = Path(model).expanduser()
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"{model!r} is not a local transformers model folder (no config.json)")
-        return path
-    target = MODEL_CACHE / model.removeprefix("builtin:")
+    """A local transformers folder: the folder given, or a GGUF (builtin or file) dequantised once."""
+    if model in BUILTINS:
+        return _dequantised(resolve_gguf(model), MODEL_CACHE / model.removeprefix("builtin:"), model)
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        stat = path.stat()
+        key = hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+        return _dequantised(path, MODEL_CACHE / f"{path.stem}-{key}", model)
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"{model!r} is not a builtin, a GGUF file or a local transformers model folder (no config.json)"
+        )
+    return path
+
+
+def _dequantised(gguf: Path, target: Path, model: str) -> Path:
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
-    gguf = resolve_gguf(model)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig

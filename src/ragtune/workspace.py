@@ -440,14 +440,14 @@ class Workspace:
     ) -> Answer:
         """Answer a question with a strategy; the caller's groups bound what retrieval may use."""
         chosen = get_strategy(strategy)
-        generator, citation_style = self.generator, self.config.answer.citations
+        generator, citation_style, adapter = self.generator, self.config.answer.citations, None
         if chosen.tuned:
             generator, manifest = self.tuned_generator(chosen.name)
-            citation_style = manifest.get("citations", citation_style)
+            citation_style, adapter = manifest.get("citations", citation_style), manifest["name"]
         access = self.caller(groups, user)
         if chosen.retrieves:
             self.embedder.load()  # now, so that retrieve_ms measures retrieval, not start-up
-        return answer_question(
+        answer = answer_question(
             question,
             chosen,
             generator,
@@ -461,6 +461,9 @@ class Workspace:
             citation_style=citation_style,
             persona=self.config.answer.persona,
         )
+        if adapter is not None:
+            answer.debug["adapter"] = adapter
+        return answer
 
     def stats(self) -> dict[str, Any]:
         return self.store.stats()

@@ -311,6 +311,11 @@ def run_compare(
             record["scores"].update(retrieval[record["id"]])
     fresh = freshness(active, adapters) if freshness is not None else None
     summary = summarise(run.questions, records, active, adapters, consistency, cfg, costs)
+    for name, row in summary.items():  # an adapter's base, else the model rag answers with
+        row["base_model"] = adapters.get(name, {}).get("base_model") or about.get("generator")
+    if len({row["base_model"] for row in summary.values()}) > 1:
+        bases = ", ".join(f"{name}: {row['base_model']}" for name, row in summary.items())
+        notes.append(f"not like with like: the strategies ran on different base models ({bases})")
     result: dict[str, Any] = {
         "questions": str(questions_path),
         "n_questions": len(run.questions),

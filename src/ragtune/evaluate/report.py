@@ -60,7 +60,7 @@ def headline_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     ]
     rows = []
     for name, row in result["strategies"].items():
-        model = row.get("model")
+        model = row.get("base_model") or row.get("model")
         rows.append(
             [
                 f"{name} ({_model_name(model)})" if model else name,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
-from ragtune.config import update_config
+from ragtune.config import GeneratorTuneConfig, update_config
 from ragtune.errors import ConfigError, DataError
 from ragtune.evaluate.questions import read_questions
 from ragtune.generate.prompts import RAG_PROMPT_LAYOUT
@@ -46,6 +47,19 @@ def _questions(ws: Workspace, data: Path | None, show_progress: bool) -> Path:
     return data
 
 
+def generator_tune_config(ws: Workspace) -> GeneratorTuneConfig:
+    """[tune.generator] with its base model filled in: by default the model rag answers with."""
+    config = ws.config.tune.generator
+    if config.base_model:
+        return config
+    if ws.config.generator.backend == "openai":
+        raise ConfigError(
+            "the generator is an API model, which cannot be LoRA-tuned here: set [tune.generator] base_model "
+            "to a builtin (e.g. builtin:qwen2.5-coder-0.5b-instruct), a GGUF file or a transformers folder"
+        )
+    return config.model_copy(update={"base_model": ws.config.generator.model})
+
+
 def tune_generator(
     ws: Workspace,
     data: Path,
@@ -66,7 +80,7 @@ def tune_generator(
     report = train_generator(
         data,
         run_dir,
-        ws.config.tune.generator,
+        generator_tune_config(ws),
         val=val,
         epochs=epochs,
         max_steps=max_steps,
@@ -103,9 +117,11 @@ def tune_raft(
         raise DataError(f"{data}: no usable RAFT examples ({built.skipped})")
     run_dir.mkdir(parents=True, exist_ok=True)
     examples = run_dir / "raft.jsonl"
-    if not resume:
-        examples.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in built.examples))
-    config = ws.config.tune.generator
+    if not resume:  # every rank of a data-parallel run writes the same file: through a rename
+        temp = examples.with_name(f".{examples.name}.{os.getpid()}")
+        temp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in built.examples))
+        os.replace(temp, examples)
+    config = generator_tune_config(ws)
     config = config.model_copy(update={"max_length": max(config.max_length, 1024)})  # passages are long
     report = train_generator(
         examples,

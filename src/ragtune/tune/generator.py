@@ -9,6 +9,7 @@ code runs data-parallel on many GPUs (the HF Trainer inside TRL handles the dist
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 import shutil
@@ -22,7 +23,7 @@ from rich.console import Console
 
 from ragtune.config import GeneratorTuneConfig
 from ragtune.errors import TuneError
-from ragtune.manifest import Manifest
+from ragtune.manifest import Manifest, write_json_atomic
 from ragtune.models import hf_model_dir
 from ragtune.progress import progress_callback
 from ragtune.tune.data import Example, file_hash, load_examples
@@ -57,8 +58,6 @@ def split_validation(
 
 def model_hash(folder: Path) -> str:
     """sha256 of the weights, cached next to them (hashing 500 MB each run would be waste)."""
-    import hashlib
-
     weights = folder / "model.safetensors"
     if not weights.is_file():
         return "unknown"
@@ -84,6 +83,31 @@ def cpu_has_native_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+def is_main_process() -> bool:
+    """False on every rank but 0 of an `accelerate launch` run: only rank 0 writes and reports."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class ShardLog:
+    """Wraps the data collator and fingerprints every example this process trains on: its shard.
+
+    Under `accelerate launch --num_processes N` each rank sees a different part of the data; the
+    fingerprints written to shards/rank-R.json show which (and prove that no example was trained twice).
+    """
+
+    def __init__(self, collate: Any) -> None:
+        self.collate = collate
+        self.seen: list[str] = []
+
+    def __call__(self, features: list[dict[str, Any]]) -> Any:
+        self.seen.extend(fingerprint(feature["input_ids"]) for feature in features)
+        return self.collate(features)
+
+
+def fingerprint(input_ids: Any) -> str:
+    return hashlib.sha1(",".join(map(str, input_ids)).encode()).hexdigest()[:16]
+
+
 def train_generator(
     data: Path,
     run_dir: Path,
@@ -97,7 +121,10 @@ def train_generator(
     show_progress: bool = True,
     manifest_extra: dict[str, Any] | None = None,
 ) -> TuneReport:
-    """Train a LoRA adapter into run_dir/adapter and write run_dir/manifest.json."""
+    """Train a LoRA adapter into run_dir/adapter and write run_dir/manifest.json.
+
+    Under `accelerate launch` every rank runs this; each trains on its shard, rank 0 writes the result.
+    """
     console = console or Console(stderr=True)
     examples = load_examples(data)
     if val is not None:
@@ -110,9 +137,103 @@ def train_generator(
         raise TuneError(f"nothing to resume in {checkpoints}; start without --resume")
     if not resume and Manifest.exists(run_dir):
         raise TuneError(f"adapter {run_dir.name!r} already exists; choose another --name or add --resume")
-    if not resume:
+    if not resume and is_main_process():
         shutil.rmtree(checkpoints, ignore_errors=True)
+        shutil.rmtree(run_dir / "shards", ignore_errors=True)
 
+    trainer = _trainer(
+        train_set,
+        val_set,
+        checkpoints,
+        config,
+        epochs=epochs,
+        max_steps=max_steps,
+        console=console,
+        show_progress=show_progress and is_main_process(),
+    )
+    shards = ShardLog(trainer.data_collator)
+    trainer.data_collator = shards
+    resumed_from = int(last.name.split("-")[-1]) if resume and last is not None else 0
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(last) if resume and last is not None else None)
+    seconds = time.perf_counter() - started
+    history = trainer.state.log_history
+    eval_losses = [float(h["eval_loss"]) for h in history if "eval_loss" in h]
+    if val_set and not eval_losses:
+        eval_losses = [float(trainer.evaluate()["eval_loss"])]
+    train_losses = [float(h["loss"]) for h in history if "loss" in h]
+    tokens = trainer.state.num_input_tokens_seen
+    report = TuneReport(
+        adapter=str(run_dir / "adapter"),
+        train_loss=round(train_losses[-1] if train_losses else float(result.training_loss), 4),
+        val_loss=round(eval_losses[-1], 4) if eval_losses else None,
+        steps=int(trainer.state.global_step),
+        seconds=round(seconds, 1),
+        tokens_per_s=round(tokens / seconds, 1) if seconds > 0 else 0.0,
+        eval_losses=[round(v, 4) for v in eval_losses],
+        resumed_from_step=resumed_from,
+    )
+    args = trainer.args
+    trained = {fingerprint(row["input_ids"]) for row in trainer.train_dataset}
+    write_json_atomic(
+        run_dir / "shards" / f"rank-{args.process_index}.json",
+        {
+            "rank": args.process_index,
+            "world_size": args.world_size,
+            "fingerprints": [p for p in shards.seen if p in trained],  # not the evaluation batches
+        },
+    )
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return report
+    base = hf_model_dir(config.base_model)
+    tuned: Any = trainer.model
+    tuned.save_pretrained(str(run_dir / "adapter"))
+    trainer.processing_class.save_pretrained(str(run_dir / "adapter"))
+    manifest = {
+        "name": run_dir.name,
+        "kind": "generator-lora",
+        "base_model": config.base_model,
+        "base_model_dir": str(base),
+        "base_model_sha256": model_hash(base),
+        "data": str(data),
+        "data_sha256": file_hash(data),
+        "val": str(val) if val else None,
+        "val_sha256": file_hash(val) if val else None,
+        "examples": {"train": len(train_set), "val": len(val_set)},
+        "hyperparameters": {
+            **config.model_dump(),
+            "epochs": args.num_train_epochs,
+            "max_steps": args.max_steps,
+        },
+        "metrics": {
+            "train_loss": report.train_loss,
+            "val_loss": report.val_loss,
+            "eval_losses": report.eval_losses,
+        },
+        "steps": report.steps,
+        "seconds": report.seconds,
+        "tokens_per_s": report.tokens_per_s,
+        "device": "cuda" if args.device.type == "cuda" else "cpu",
+        "world_size": args.world_size,
+        **(manifest_extra or {}),
+    }
+    Manifest(run_dir, manifest).write()
+    return report
+
+
+def _trainer(
+    train_set: list[Example],
+    val_set: list[Example],
+    checkpoints: Path,
+    config: GeneratorTuneConfig,
+    *,
+    epochs: float | None,
+    max_steps: int | None,
+    console: Console,
+    show_progress: bool,
+) -> Any:
+    """An SFTTrainer for LoRA on the completions: bf16 on a GPU (or a CPU with bf16), fp32 elsewhere."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import datasets
     import torch
@@ -161,6 +282,7 @@ def train_generator(
         disable_tqdm=True,
         include_num_input_tokens_seen=True,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # LoRA trains every adapter weight: skip DDP's extra graph walk
     )
     trainer = SFTTrainer(
         model=model,
@@ -172,58 +294,7 @@ def train_generator(
         callbacks=[progress_callback(console, show_progress)],
     )
     trainer.remove_callback(PrinterCallback)  # our progress bar reports; stdout stays clean for --json
-    resumed_from = int(last.name.split("-")[-1]) if resume and last is not None else 0
-    started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(last) if resume and last is not None else None)
-    seconds = time.perf_counter() - started
-    history = trainer.state.log_history
-    eval_losses = [float(h["eval_loss"]) for h in history if "eval_loss" in h]
-    if val_set and not eval_losses:
-        eval_losses = [float(trainer.evaluate()["eval_loss"])]
-    train_losses = [float(h["loss"]) for h in history if "loss" in h]
-    tokens = trainer.state.num_input_tokens_seen
-    report = TuneReport(
-        adapter=str(run_dir / "adapter"),
-        train_loss=round(train_losses[-1] if train_losses else float(result.training_loss), 4),
-        val_loss=round(eval_losses[-1], 4) if eval_losses else None,
-        steps=int(trainer.state.global_step),
-        seconds=round(seconds, 1),
-        tokens_per_s=round(tokens / seconds, 1) if seconds > 0 else 0.0,
-        eval_losses=[round(v, 4) for v in eval_losses],
-        resumed_from_step=resumed_from,
-    )
-    tuned: Any = trainer.model
-    tuned.save_pretrained(str(run_dir / "adapter"))
-    tokenizer.save_pretrained(str(run_dir / "adapter"))
-    manifest = {
-        "name": run_dir.name,
-        "kind": "generator-lora",
-        "base_model": config.base_model,
-        "base_model_dir": str(base),
-        "base_model_sha256": model_hash(base),
-        "data": str(data),
-        "data_sha256": file_hash(data),
-        "val": str(val) if val else None,
-        "val_sha256": file_hash(val) if val else None,
-        "examples": {"train": len(train_set), "val": len(val_set)},
-        "hyperparameters": {
-            **config.model_dump(),
-            "epochs": args.num_train_epochs,
-            "max_steps": args.max_steps,
-        },
-        "metrics": {
-            "train_loss": report.train_loss,
-            "val_loss": report.val_loss,
-            "eval_losses": report.eval_losses,
-        },
-        "steps": report.steps,
-        "seconds": report.seconds,
-        "tokens_per_s": report.tokens_per_s,
-        "device": "cuda" if on_gpu else "cpu",
-        **(manifest_extra or {}),
-    }
-    Manifest(run_dir, manifest).write()
-    return report
+    return trainer
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
