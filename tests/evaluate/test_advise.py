@@ -93,6 +93,17 @@ def test_latency_target_and_a_plain_contradiction_of_the_rule_of_thumb() -> None
     assert any(w.startswith("the measurements contradict the rule of thumb (hybrid") for w in rec["warnings"])
 
 
+def test_when_every_strategy_misses_the_latency_target_accuracy_decides() -> None:
+    result = measured(
+        rag=row(0.95, (0.85, 1.0), p95=4900.0, **RETRIEVES),
+        hybrid=row(0.60, (0.45, 0.75), p95=6900.0, **RETRIEVES),
+    )
+    rec = recommend(result, NeedsConfig(latency_target_ms=3000))
+    assert rec["strategy"] == "rag", "the slower, less accurate strategy must not win by being checked last"
+    assert not rec["excluded"]
+    assert any("no strategy meets the 3000 ms p95 target" in w for w in rec["warnings"])
+
+
 def test_thin_evidence_is_said_plainly() -> None:
     rec = recommend(measured(rag=row(0.5, (0.2, 0.8), n=12, **RETRIEVES)), NeedsConfig())
     assert rec["thin_evidence"] and any(

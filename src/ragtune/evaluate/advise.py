@@ -71,17 +71,18 @@ def recommend(result: dict[str, Any], needs: NeedsConfig) -> dict[str, Any]:
             if strategy in ("finetuned",):
                 exclude(strategy, "per-user document access can only be enforced at retrieval")
     if needs.latency_target_ms:
-        for strategy in list(candidates):
-            p95 = rows[strategy].get("latency_p95_ms")
-            if p95 is not None and p95 > needs.latency_target_ms:
-                exclude(
-                    strategy, f"p95 latency {p95:.0f} ms is above the {needs.latency_target_ms:.0f} ms target"
-                )
-        if all((rows[s].get("latency_p95_ms") or 0) > needs.latency_target_ms for s in candidates):
+        target = needs.latency_target_ms
+        slow = {
+            s: p95 for s in candidates if (p95 := rows[s].get("latency_p95_ms")) is not None and p95 > target
+        }
+        if len(slow) == len(candidates):  # excluding all but the last one checked would pick by order
             warnings.append(
-                f"no strategy meets the {needs.latency_target_ms:.0f} ms p95 target on this hardware; "
+                f"no strategy meets the {target:.0f} ms p95 target on this hardware; "
                 "a GPU or a smaller answer length would be needed"
             )
+        else:
+            for strategy, p95 in slow.items():
+                exclude(strategy, f"p95 latency {p95:.0f} ms is above the {target:.0f} ms target")
 
     def accuracy(strategy: str) -> float:
         return float(rows[strategy].get("accuracy") or 0.0)
