@@ -11,9 +11,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ragtune.errors import WorkspaceError
 from ragtune.version import __version__
@@ -23,11 +24,20 @@ MANIFEST = "manifest.json"
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """JSON to `path` through a temporary file and a rename: no reader ever sees half a file."""
+    _write_atomic(path, lambda out: json.dump(data, out, indent=2, ensure_ascii=False))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Text to `path` the same way (several writers of the same file are safe too)."""
+    _write_atomic(path, lambda out: out.write(text))
+
+
+def _write_atomic(path: Path, write: Callable[[TextIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
     try:
         with temp.open("w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, ensure_ascii=False)
+            write(out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from ragtune.config import GeneratorTuneConfig, update_config
 from ragtune.errors import ConfigError, DataError
 from ragtune.evaluate.questions import read_questions
 from ragtune.generate.prompts import RAG_PROMPT_LAYOUT
-from ragtune.manifest import Manifest
+from ragtune.manifest import Manifest, write_text_atomic
 from ragtune.tune.export import ExportReport, export_adapter
 from ragtune.tune.fusion import FusionFit, fit_fusion
 from ragtune.tune.generator import TuneReport, train_generator
@@ -118,9 +117,7 @@ def tune_raft(
     run_dir.mkdir(parents=True, exist_ok=True)
     examples = run_dir / "raft.jsonl"
     if not resume:  # every rank of a data-parallel run writes the same file: through a rename
-        temp = examples.with_name(f".{examples.name}.{os.getpid()}")
-        temp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in built.examples))
-        os.replace(temp, examples)
+        write_text_atomic(examples, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in built.examples))
     config = generator_tune_config(ws)
     config = config.model_copy(update={"max_length": max(config.max_length, 1024)})  # passages are long
     report = train_generator(

@@ -141,7 +141,9 @@ def train_generator(
         shutil.rmtree(checkpoints, ignore_errors=True)
         shutil.rmtree(run_dir / "shards", ignore_errors=True)
 
+    base = hf_model_dir(config.base_model)
     trainer = _trainer(
+        base,
         train_set,
         val_set,
         checkpoints,
@@ -186,7 +188,6 @@ def train_generator(
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return report
-    base = hf_model_dir(config.base_model)
     tuned: Any = trainer.model
     tuned.save_pretrained(str(run_dir / "adapter"))
     trainer.processing_class.save_pretrained(str(run_dir / "adapter"))
@@ -223,6 +224,7 @@ def train_generator(
 
 
 def _trainer(
+    base: Path,
     train_set: list[Example],
     val_set: list[Example],
     checkpoints: Path,
@@ -247,7 +249,6 @@ def _trainer(
     transformers_logging.disable_progress_bar()
     datasets.disable_progress_bars()
     warnings.filterwarnings("ignore", category=FutureWarning)
-    base = hf_model_dir(config.base_model)
     on_gpu = torch.cuda.is_available()
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     if tokenizer.pad_token is None:
