@@ -474,6 +474,14 @@ def tune_generator(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")
     ] = False,
+    with_passages: Annotated[
+        bool,
+        typer.Option(
+            "--with-passages",
+            help="Train each example beside the passages retrieved for its question, in the rag prompt: "
+            "a tone adapter that still reads them under hybrid.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """LoRA supervised fine-tuning (PEFT + TRL); the adapter serves `ask --strategy finetuned`."""
@@ -485,6 +493,7 @@ def tune_generator(
         max_steps=max_steps,
         name=name,
         resume=resume,
+        with_passages=with_passages,
         show_progress=not as_json,
     )
     if not is_main_process():  # under `accelerate launch`, rank 0 reports for all

@@ -147,6 +147,11 @@ class RaftConfig(_Section):
         0.8, ge=0.0, le=1.0, description="Share of examples that include the gold passage (RAFT's P)."
     )
     epochs: float = Field(2.0, gt=0, description="RAFT examples are long (three passages): fewer epochs.")
+    target: Literal["quote", "answer_quote"] = Field(
+        "quote",
+        description='What an answer with the oracle says: quote: "sentence" [n]; '
+        'answer_quote: the short answer first, then the quote: 25 days: "sentence" [n].',
+    )
     seed: int = 0
 
 
@@ -177,6 +182,11 @@ class CompareConfig(_Section):
     )
     style: str = Field(
         "", description="Style examples (chat JSONL) that tone is measured against; empty: skip."
+    )
+    style_marker: str = Field(
+        "",
+        description="Text an answer in the house style carries (e.g. a sign-off), for the style hit rate; "
+        "empty: the last line most style examples end with.",
     )
     retrieval_k: int = Field(10, ge=1, le=100, description="Depth for Recall@k / MRR / nDCG@10.")
     consistency_questions: int = Field(5, ge=0, description="Questions re-asked with other seeds.")

@@ -77,6 +77,16 @@ def test_tone_tips_the_choice_only_within_the_accuracy_interval() -> None:
     assert recommend(result, NeedsConfig(tone_required=True))["strategy"] == "rag"
 
 
+def test_the_style_hit_rate_outranks_similarity_when_measured() -> None:
+    result = measured(
+        rag=row(0.50, (0.40, 0.60), tone=0.70, style_hit=0.0, **RETRIEVES),
+        hybrid=row(0.48, (0.38, 0.58), tone=0.40, style_hit=0.9, **RETRIEVES),
+    )
+    rec = recommend(result, NeedsConfig(tone_required=True))
+    assert rec["strategy"] == "hybrid"
+    assert any("carries the house style in 90% of answers vs 0%" in r for r in rec["reasons"])
+
+
 def test_latency_target_and_a_plain_contradiction_of_the_rule_of_thumb() -> None:
     result = measured(
         rag=row(0.50, (0.40, 0.60), p95=900.0, **RETRIEVES),

@@ -82,6 +82,9 @@ def test_compare_measures_every_strategy_with_intervals(compared: dict) -> None:
             row
         )
         assert 0.0 <= row["tone"] <= 1.0 and row["consistency"] is not None
+        assert row["style_hit"] is not None and 0.0 <= row["style_hit"] <= 1.0, "the sign-off is looked for"
+        assert row["base_model"] == "builtin:smollm2-135m-instruct", "the model rag answers with"
+    assert not any("not like with like" in note for note in compared["notes"])
     assert rag["accuracy"] > base["accuracy"], "RAG answers the leave question from the policy; base cannot"
     assert rag["accuracy_ci"][0] <= rag["accuracy"] <= rag["accuracy_ci"][1]
     assert rag["ndcg@10"] > 0.5 and base["ndcg@10"] is None, "retrieval is scored only where it happens"

@@ -14,6 +14,7 @@ from ragtune.evaluate.metrics import (
     groundedness,
     normalize_answer,
     per_query_retrieval,
+    style_marker,
     token_f1,
 )
 
@@ -67,3 +68,11 @@ def test_bootstrap_interval_brackets_the_mean() -> None:
     assert low < 0.5 < high and low > 0.3 and high < 0.7
     assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
     assert all(math.isnan(v) for v in bootstrap_ci([1.0]))
+
+
+def test_the_style_marker_is_the_closing_line_most_examples_share() -> None:
+    signed = [f"Answer {n}.\n\n— Brightwell People Team" for n in range(9)]
+    assert style_marker([*signed, "An unsigned answer."]) == "— Brightwell People Team"
+    assert style_marker([*signed[:7], "x\ny", "x\nz", "x\nw"]) is None, "7 of 10 is not the house style"
+    assert style_marker(["One line.", "Another line."]) is None, "no line is shared"
+    assert style_marker([]) is None

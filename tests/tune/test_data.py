@@ -81,3 +81,30 @@ def test_validation_split_is_seeded_and_disjoint() -> None:
     assert not set(map(id, train)) & set(map(id, val))
     assert split_validation(examples, 0.2, seed=1)[1] == val
     assert split_validation(examples[:3], 0.2, seed=1) == (examples[:3], [])
+
+
+def test_an_api_generator_needs_a_base_model_to_tune(tmp_path: Path) -> None:
+    from ragtune.errors import ConfigError
+    from ragtune.jobs.tune import generator_tune_config
+    from ragtune.workspace import Workspace
+
+    api = '[generator]\nbackend = "openai"\nmodel = "gpt-x"\nbase_url = "http://127.0.0.1:9/v1"\n'
+    (tmp_path / "ragtune.toml").write_text(api)
+    with pytest.raises(
+        ConfigError, match=r"API model, which cannot be LoRA-tuned here: set \[tune.generator\]"
+    ):
+        generator_tune_config(Workspace.init(tmp_path))
+    (tmp_path / "ragtune.toml").write_text(
+        api + '[tune.generator]\nbase_model = "builtin:smollm2-135m-instruct"\n'
+    )
+    config = generator_tune_config(Workspace.open(tmp_path))
+    assert config.base_model == "builtin:smollm2-135m-instruct", "a base model given is used as is"
+
+
+def test_by_default_tuning_trains_the_model_rag_answers_with(tmp_path: Path) -> None:
+    from ragtune.jobs.tune import generator_tune_config
+    from ragtune.workspace import Workspace
+
+    ws = Workspace.init(tmp_path)
+    assert ws.config.tune.generator.base_model == "" and ws.config.generator.model
+    assert generator_tune_config(ws).base_model == ws.config.generator.model

@@ -160,6 +160,29 @@ def test_export_merges_the_adapter_and_llama_cpp_serves_the_gguf(tuned_workspace
     assert answer["debug"]["generator"] == report["gguf"], "finetuned runs the export through llama.cpp"
 
 
+def test_a_gguf_file_is_a_base_model_to_tune(
+    tuned_workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team's own GGUF (here: the tone export) is dequantised once into the cache and trained on."""
+    from ragtune import models
+    from ragtune.config import GeneratorTuneConfig
+    from ragtune.tune.generator import train_generator
+
+    _ensure_tone_adapter(tuned_workspace)
+    export = tuned_workspace / ".ragtune" / "adapters" / "tone" / "export"
+    if not list(export.glob("*.gguf")):
+        run_cli("export", "tone", "--quant", "f16", cwd=tuned_workspace)
+    gguf = next(export.glob("*.gguf"))
+    monkeypatch.setattr(models, "MODEL_CACHE", tmp_path / "cache")
+    config = GeneratorTuneConfig(base_model=str(gguf), batch_size=2, max_length=192)
+    report = train_generator(HR / "style.jsonl", tmp_path / "run", config, max_steps=1, show_progress=False)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert report.steps == 1 and manifest["base_model"] == str(gguf)
+    folder = Path(manifest["base_model_dir"])
+    assert folder.parent == tmp_path / "cache" and (folder / "model.safetensors").is_file()
+    assert models.hf_model_dir(str(gguf)) == folder, "dequantised once, then reused"
+
+
 def test_gguf_export_without_the_converter_says_how_to_get_it(tuned_workspace: Path) -> None:
     _ensure_tone_adapter(tuned_workspace)
     env_var = {"RAGTUNE_LLAMA_CPP": str(tuned_workspace / "no-llama-cpp")}

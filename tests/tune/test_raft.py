@@ -13,7 +13,7 @@ from ragtune.evaluate.questions import read_questions
 from ragtune.generate.prompts import REFUSAL, rag_messages
 from ragtune.tune.raft import build_raft
 from ragtune.workspace import Workspace
-from tests.conftest import run_cli
+from tests.conftest import HR, run_cli
 
 
 def test_question_files_report_bad_lines(tmp_path: Path) -> None:
@@ -54,6 +54,19 @@ def test_raft_examples_hide_the_oracle_among_real_distractors(synth_workspace: t
         quote, n = re.fullmatch(r'"(.+)" \[(\d)\]', assistant["content"]).groups()  # type: ignore[union-attr]
         assert quote in passages[int(n) - 1][1], "the answer quotes the passage it cites"
 
+    first = config.model_copy(update={"target": "answer_quote"})
+    rows = read_questions(Path(synth["out"]))
+    answered = build_raft(
+        ws.retriever, rows, first, allowed=ws.training_access(), persona=ws.config.answer.persona
+    )
+    by_question = {r["question"]: r for r in rows}
+    for example in answered.examples:
+        _, user, assistant = example["messages"]
+        if assistant["content"] != REFUSAL:
+            answer, quote = assistant["content"].split(': "', 1)
+            assert answer == by_question[user["content"]]["answers"][0].strip(), "the short answer leads"
+            assert re.fullmatch(r'.+" \[\d\]', quote)
+
 
 @pytest.mark.slow  # a real model
 def test_tune_raft_trains_an_adapter_that_hybrid_uses(synth_workspace: tuple[Path, dict]) -> None:
@@ -74,6 +87,29 @@ def test_tune_raft_trains_an_adapter_that_hybrid_uses(synth_workspace: tuple[Pat
     )
     assert answer["strategy"] == "hybrid" and answer["passages"]
     assert answer["debug"]["generator"].endswith("+adapter"), answer["debug"]
+
+
+@pytest.mark.slow  # a real model
+def test_tone_trained_with_passages_is_set_in_the_rag_prompt(synth_workspace: tuple[Path, dict]) -> None:
+    ws, _ = synth_workspace
+    args = ["tune", "generator", "--data", str(HR / "style.jsonl"), "--with-passages", "--max-steps", "1"]
+    report = json.loads(run_cli(*args, "--name", "tonep", "--json", cwd=ws).stdout)
+    assert report["steps"] == 1
+    run = ws / ".ragtune" / "adapters" / "tonep"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["with_passages"] and manifest["prompt_layout"] and manifest["citations"] == "inline"
+    assert manifest["hyperparameters"]["max_length"] >= 1024, "long enough for the passages"
+    written = [json.loads(line) for line in (run / "with-passages.jsonl").read_text().splitlines()]
+    style = [json.loads(line)["messages"] for line in (HR / "style.jsonl").read_text().splitlines()]
+    assert len(written) == len(style)
+    persona = Workspace.open(ws).config.answer.persona
+    for example, original in zip(written, style, strict=True):
+        system, user, assistant = example["messages"]
+        assert (user, assistant) == (original[-2], original[-1]), "the question and the answer as written"
+        blocks = re.findall(r'<passage id="\d+" source="[^"]*">\n.*?\n</passage>', system["content"], re.S)
+        assert len(blocks) == 3, "as many passages as rag sends"
+        assert [system, user] == rag_messages(user["content"], blocks, style="inline", persona=persona)
+        assert "salary-bands" not in system["content"], "restricted text never enters training data"
 
 
 def test_a_raft_quote_is_the_passage_text_byte_for_byte() -> None:

@@ -89,16 +89,21 @@ def recommend(result: dict[str, Any], needs: NeedsConfig) -> dict[str, Any]:
 
     best = max(candidates, key=lambda s: (accuracy(s), -COMPLEXITY.index(s)))
     chosen = best
-    if needs.tone_required:
-        toned = [s for s in candidates if rows[s].get("tone") is not None]
+    if needs.tone_required:  # the house mark when the style examples have one, else similarity to them
+        metric = "style_hit" if any(rows[s].get("style_hit") is not None for s in candidates) else "tone"
+        toned = [s for s in candidates if rows[s].get(metric) is not None]
         if toned:
-            by_tone = max(toned, key=lambda s: rows[s]["tone"])
+            by_tone = max(toned, key=lambda s: rows[s][metric])
             if by_tone != best and _overlap(rows[by_tone], rows[best], "accuracy"):
                 chosen = by_tone
+                mine, theirs = rows[by_tone][metric], rows[best].get(metric) or 0.0
+                carries = (
+                    f"carries the house style in {mine:.0%} of answers vs {theirs:.0%}"
+                    if metric == "style_hit"
+                    else f"is closest to the style examples ({mine:.2f} vs {theirs:.2f})"
+                )
                 reasons.append(
-                    f"tone matters: {by_tone} is closest to the style examples "
-                    f"({rows[by_tone]['tone']:.2f} vs {rows[best]['tone']:.2f}), "
-                    f"at accuracy within the interval of {best}"
+                    f"tone matters: {by_tone} {carries}, at accuracy within the interval of {best}"
                 )
     # A simpler strategy within the chosen one's interval and within TIE points of it is as good.
     simplest = min(

@@ -32,6 +32,7 @@ from ragtune.evaluate.metrics import (
     exact_match,
     groundedness,
     per_query_retrieval,
+    style_marker,
     token_f1,
 )
 from ragtune.evaluate.questions import is_unanswerable, read_questions
@@ -58,6 +59,7 @@ MEAN_METRICS = (
     "mrr@k",
     "ndcg@10",
     "tone",
+    "style_hit",
 )
 
 
@@ -151,6 +153,7 @@ def score_answer(
     question: dict[str, Any],
     answer: Answer,
     style: np.ndarray | None,
+    marker: str | None = None,
 ) -> dict[str, float | None]:
     """Every per-question metric of one answer (None where it does not apply)."""
     accepted = [a for a in question.get("answers", []) if a.strip()]
@@ -176,6 +179,8 @@ def score_answer(
             scores["groundedness"] = groundedness(text, support)
     if style is not None and not refused:
         scores["tone"] = float(np.max(style @ vector))
+    if marker and not refused:
+        scores["style_hit"] = float(marker in text)
     return scores
 
 
@@ -202,7 +207,13 @@ def _retrieval_scores(
 class CompareRun:
     """One comparison in one folder: answers are appended as they come, so a rerun resumes."""
 
-    def __init__(self, questions_path: Path, strategies: list[str], folder: Path) -> None:
+    def __init__(
+        self,
+        questions_path: Path,
+        strategies: list[str],
+        folder: Path,
+        answered_by: dict[str, Any] | None = None,
+    ) -> None:
         self.questions_path = questions_path
         self.questions = read_questions(questions_path)
         self.strategies = strategies
@@ -212,6 +223,7 @@ class CompareRun:
             "questions": str(questions_path),
             "questions_sha256": _file_sha(questions_path),
             "strategies": strategies,
+            "answered_by": answered_by or {},
         }
 
     def open(self) -> list[dict[str, Any]]:
@@ -223,6 +235,13 @@ class CompareRun:
             if stored["questions_sha256"] != self.header["questions_sha256"]:
                 raise EvalError(
                     f"{self.folder} holds a comparison of another question set; choose another --report folder"
+                )
+            if (
+                stored.get("answered_by", {}) != self.header["answered_by"]
+            ):  # resumed answers would mix setups
+                raise EvalError(
+                    f"{self.folder} holds answers of another model or adapter ({stored.get('answered_by')}); "
+                    "choose another --report folder"
                 )
         write_json_atomic(header_path, self.header)
         if not self.runs_path.is_file():
@@ -267,11 +286,20 @@ def run_compare(
     """
     console = console or Console(stderr=True)
     started = time.perf_counter()
-    run = CompareRun(questions_path, strategies, report_dir)
+    answered_by = {
+        "generator": about.get("generator"),
+        "adapters": {
+            name: [m.get("name"), m.get("data_sha256"), m.get("steps")] for name, m in adapters.items()
+        },
+    }
+    run = CompareRun(questions_path, strategies, report_dir, answered_by)
     notes = list(notes)
     active = list(strategies)
     embedder = retriever.embedder
     style_vectors = embedder.embed(list(style_answers)) if style_answers else None
+    marker = (cfg.style_marker or style_marker(style_answers)) if style_answers else None
+    if style_answers and not marker:
+        notes.append("style hit rate: the style examples share no closing line; set [compare] style_marker")
     records = run.open()
     done = {(r["strategy"], r["id"]) for r in records}
     todo = [(s, q) for s in active for q in run.questions if (s, str(q["id"])) not in done]
@@ -297,7 +325,7 @@ def run_compare(
                 "model": answer.debug.get("generator", ""),
                 "verification": answer.verification,
                 "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 4),
-                "scores": score_answer(embedder, judge, question, answer, style_vectors),
+                "scores": score_answer(embedder, judge, question, answer, style_vectors, marker),
             }
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             sink.flush()
@@ -311,11 +339,8 @@ def run_compare(
             record["scores"].update(retrieval[record["id"]])
     fresh = freshness(active, adapters) if freshness is not None else None
     summary = summarise(run.questions, records, active, adapters, consistency, cfg, costs)
-    for name, row in summary.items():  # an adapter's base, else the model rag answers with
-        row["base_model"] = adapters.get(name, {}).get("base_model") or about.get("generator")
-    if len({row["base_model"] for row in summary.values()}) > 1:
-        bases = ", ".join(f"{name}: {row['base_model']}" for name, row in summary.items())
-        notes.append(f"not like with like: the strategies ran on different base models ({bases})")
+    mismatch = name_base_models(summary, adapters, about.get("generator"))
+    notes.extend([mismatch] if mismatch else [])
     result: dict[str, Any] = {
         "questions": str(questions_path),
         "n_questions": len(run.questions),
@@ -370,6 +395,19 @@ def _consistency(
             per_question.append(float(np.mean(pairs)) if pairs else 1.0)
         found[strategy] = round(float(np.mean(per_question)), 4)
     return found
+
+
+def name_base_models(
+    summary: dict[str, dict[str, Any]], adapters: dict[str, dict[str, Any]], generator: str | None
+) -> str | None:
+    """Set each row's base_model (its adapter's base, else the model rag answers with); a note when
+    they differ, since a tuned 135M model against rag on 0.5B says nothing about tuning."""
+    for name, row in summary.items():
+        row["base_model"] = adapters.get(name, {}).get("base_model") or generator
+    if len({row["base_model"] for row in summary.values()}) <= 1:
+        return None
+    bases = ", ".join(f"{name}: {row['base_model']}" for name, row in summary.items())
+    return f"not like with like: the strategies ran on different base models ({bases})"
 
 
 def summarise(

@@ -126,6 +126,19 @@ def citation_precision(cited_sources: Sequence[str], gold_doc: str | None) -> fl
     return sum(source == gold_doc for source in cited_sources) / len(cited_sources)
 
 
+def style_marker(style_answers: Sequence[str], share: float = 0.8) -> str | None:
+    """The house style's mark: the last line (a sign-off) that at least `share` of the examples end with.
+
+    Embedding similarity to the style examples measures topic more than voice; a sign-off every
+    example carries is a plain yes or no per answer. None when the examples share no such line.
+    """
+    last_lines = [lines[-1].strip() for a in style_answers if (lines := a.strip().splitlines())]
+    if not last_lines:
+        return None
+    line, count = Counter(last_lines).most_common(1)[0]
+    return line if count >= share * len(style_answers) and len(line) <= 80 else None
+
+
 def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean (scipy), (nan, nan) for fewer than two values."""
     import numpy as np

@@ -24,6 +24,7 @@ HEADLINE = (
     ("citation_precision", "citation prec.", True),
     ("ndcg@10", "nDCG@10", False),
     ("tone", "tone sim.", False),
+    ("style_hit", "style hit", True),
 )
 PLOTTED = ("accuracy", "f1", "refusal_accuracy", "groundedness", "citation_precision", "ndcg@10", "tone")
 
@@ -133,7 +134,10 @@ def factor_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 f"; retraining costs {retrain:.0f}s" if retrain else "; cannot be updated"
             )
         if factor == "tone / consistency":
-            return f"style similarity {_fmt(row['tone'])}, run-to-run similarity {_fmt(row['consistency'])}"
+            return (
+                f"style hit rate {_fmt(row.get('style_hit'), True)}, style similarity {_fmt(row['tone'])}, "
+                f"run-to-run similarity {_fmt(row['consistency'])}"
+            )
         if factor == "security / data control":
             return (
                 "per-user access enforced at retrieval; facts stay in the index"

@@ -11,10 +11,11 @@ from ragtune.errors import ConfigError, DataError
 from ragtune.evaluate.questions import read_questions
 from ragtune.generate.prompts import RAG_PROMPT_LAYOUT
 from ragtune.manifest import Manifest, write_text_atomic
+from ragtune.tune.data import load_examples
 from ragtune.tune.export import ExportReport, export_adapter
 from ragtune.tune.fusion import FusionFit, fit_fusion
 from ragtune.tune.generator import TuneReport, train_generator
-from ragtune.tune.raft import RaftBuild, build_raft
+from ragtune.tune.raft import RaftBuild, build_raft, in_rag_prompt
 from ragtune.tune.retriever import RetrieverTuneReport, train_retriever
 from ragtune.tune.synth import SynthReport, synthesize
 from ragtune.workspace import Workspace
@@ -59,6 +60,20 @@ def generator_tune_config(ws: Workspace) -> GeneratorTuneConfig:
     return config.model_copy(update={"base_model": ws.config.generator.model})
 
 
+def _with_passages(ws: Workspace, data: Path, out: Path, resume: bool) -> Path:
+    """data re-set in the rag prompt (see in_rag_prompt), written to out."""
+    if not resume:  # every rank of a data-parallel run writes the same file: through a rename
+        examples = in_rag_prompt(
+            ws.retriever,
+            load_examples(data),
+            passages=ws.config.answer.passages,
+            allowed=ws.training_access(),
+            persona=ws.config.answer.persona,
+        )
+        write_text_atomic(out, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
+    return out
+
+
 def tune_generator(
     ws: Workspace,
     data: Path,
@@ -68,24 +83,37 @@ def tune_generator(
     max_steps: int | None = None,
     name: str | None = None,
     resume: bool = False,
+    with_passages: bool = False,
     show_progress: bool = True,
 ) -> TuneReport:
-    """LoRA-tune the generator on chat/alpaca/prompt-completion JSONL (see ragtune.tune.generator)."""
+    """LoRA-tune the generator on chat/alpaca/prompt-completion JSONL (see ragtune.tune.generator).
+
+    with_passages: each example is set in the rag prompt with the passages retrieved for its question,
+    so a tone adapter keeps reading them when hybrid serves it.
+    """
     if name is None:
         newest = ws.adapter_dir() if resume else None
         name = newest.name if newest is not None else time.strftime("generator-%Y%m%d-%H%M%S")
     run_dir = ws.layout.adapters / name
     run_dir.mkdir(parents=True, exist_ok=True)
+    config = generator_tune_config(ws)
+    extra: dict[str, object] = {}
+    if with_passages:
+        data = _with_passages(ws, data, run_dir / "with-passages.jsonl", resume)
+        val = _with_passages(ws, val, run_dir / "val-with-passages.jsonl", resume) if val else None
+        config = config.model_copy(update={"max_length": max(config.max_length, 1024)})  # passages are long
+        extra = {"citations": "inline", "prompt_layout": RAG_PROMPT_LAYOUT, "with_passages": True}
     report = train_generator(
         data,
         run_dir,
-        generator_tune_config(ws),
+        config,
         val=val,
         epochs=epochs,
         max_steps=max_steps,
         resume=resume,
         console=ws.console,
         show_progress=show_progress,
+        manifest_extra=extra,
     )
     ws.forget_tuned()
     return report

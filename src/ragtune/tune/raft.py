@@ -12,12 +12,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ragtune.config import RaftConfig
+from ragtune.generate.base import Message
 from ragtune.generate.prompts import REFUSAL, format_passage, rag_messages
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
+from ragtune.tune.data import Example
 from ragtune.tune.synth import split_sentences
 from ragtune.types import Chunk, Hit
 
@@ -102,6 +104,8 @@ def build_raft(
         if keep_oracle and oracle is not None:
             n = passages.index(oracle) + 1
             target = f'"{quote}" [{n}]'
+            if cfg.target == "answer_quote":  # decide the answer, then show where it stands
+                target = f"{answers[0].strip()}: {target}"
             with_oracle += 1
         else:
             target = REFUSAL
@@ -110,3 +114,24 @@ def build_raft(
         messages = [*prompt, {"role": "assistant", "content": target}]
         examples.append({"messages": messages})
     return RaftBuild(examples, with_oracle, without_oracle, dict(skipped))
+
+
+def in_rag_prompt(
+    retriever: Retriever, examples: list[Example], *, passages: int, allowed: Access, persona: str
+) -> list[dict[str, Any]]:
+    """Chat examples re-set in the prompt rag and hybrid send: the passages retrieval returns for the
+    question, then the question; the target answer is kept as written.
+
+    Tone learnt on bare questions teaches answering from memory, and hybrid with such an adapter lost
+    facts rag had (demo: 85% of rag's accuracy). Learnt beside the passages, the style comes with
+    reading them. The example's own system message gives way to the rag system prompt.
+    """
+    wrapped: list[dict[str, Any]] = []
+    for example in examples:
+        turns = [m for m in example.prompt if m["role"] != "system"]
+        question, history = turns[-1]["content"], cast(list[Message], turns[:-1])
+        hits = retriever.retrieve(question, k=passages, access=allowed)
+        texts = [format_passage(n, hit, "inline") for n, hit in enumerate(hits, start=1)]
+        prompt = rag_messages(question, texts, history, style="inline", persona=persona)
+        wrapped.append({"messages": [*prompt, {"role": "assistant", "content": example.completion}]})
+    return wrapped
