@@ -1,17 +1,20 @@
-"""What each tuning command buys on examples/hr, and what it costs in wall time on this machine.
+"""What each tuned strategy buys on an example knowledge base, measured by `ragtune compare` itself.
 
-    python bench/tuning.py [--questions 40] [--raft-epochs 1]
+    python bench/tuning.py --kb hr|support [--questions 34] [--stages tone,tonep,raft]
+                           [--tone-steps 20] [--tonep-steps 12] [--synth-n 100] [--raft-epochs 1]
+                           [--raft-target quote|answer_quote] [--ws DIR]
 
-One scratch workspace, every step through the real CLI (so wall times include start-up):
-1. synth: kept pairs and wall time.
-2. tune retriever: dense nDCG@10 before/after on the held-out synthetic queries (what the command
-   prints) and on the human-written questions of examples/hr/questions.jsonl (never trained on).
-3. tone: tune generator on examples/hr/style.jsonl (24 chat examples), export to GGUF, then ask
-   unseen HR questions with base / finetuned / rag / hybrid and count answers that carry the house
-   style (the "— Brightwell People Team" sign-off every style example ends with) and their mean
-   cosine similarity to the style answers.
-4. RAFT: tune raft on the synthetic questions, export, then rag vs hybrid on the same HR questions:
-   answers containing an accepted answer, unanswerable questions refused, answers citing the gold doc.
+One workspace on the example's ragtune.toml (its persona, the default generator), every step
+through the real CLI, so each row is what a team would see:
+- tone:  `tune generator` on the example's style.jsonl (bare questions), export to GGUF.
+- tonep: the same examples `--with-passages` (set in the rag prompt beside retrieved passages).
+- raft:  `synth`, then `tune raft` on those questions, export.
+- retriever (not in the default stages; run it last, it switches the index): `tune retriever`, and
+  dense nDCG@10 before/after on the human questions (never trained on).
+Then `compare` on held-out human questions (every k-th of questions.jsonl, never trained on): base
+and rag once, then finetuned and hybrid with each adapter. Every tuned model has the rag model as
+its base (like with like). A stage whose adapter already exists in --ws is not trained again, so
+an interrupted bench resumes.
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from _common import print_table
 
-HR = Path(__file__).resolve().parents[1] / "examples" / "hr"
-SIGN_OFF = "Brightwell People Team"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+STAGES = ("tone", "tonep", "raft")
+ALL_STAGES = (*STAGES, "retriever")
 
 
-def cli(ws: Path, *args: str) -> tuple[Any, float]:
+def cli(ws: Path, *args: str) -> tuple[dict[str, Any], float]:
     """Run `ragtune ARGS --json` in the workspace; (parsed output, wall seconds)."""
     started = time.perf_counter()
     done = subprocess.run(
@@ -45,22 +48,68 @@ def cli(ws: Path, *args: str) -> tuple[Any, float]:
     )
     if done.returncode != 0:
         raise SystemExit(f"ragtune {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    print(f"  ragtune {' '.join(args)}: {time.perf_counter() - started:.0f}s", flush=True)
     return json.loads(done.stdout), time.perf_counter() - started
 
 
-def ask_all(ws: Path, questions: list[dict[str, Any]], strategy: str) -> list[dict[str, Any]]:
-    """Answers through the Python API (one model load per strategy, not per question)."""
-    from ragtune.workspace import Workspace
+def workspace(kb: Path, ws: Path, synth_n: int, raft_target: str) -> None:
+    """The example's config, its documents (and SQL rows) indexed; nothing if ws already holds them."""
+    if (ws / "ragtune.toml").is_file():
+        return
+    ws.mkdir(parents=True)
+    config = (kb / "ragtune.toml").read_text()
+    config += f"\n[compare]\nconsistency_questions = 0\n\n[synth]\nn = {synth_n}\n"
+    config += f'\n[tune.raft]\ntarget = "{raft_target}"\n'
+    (ws / "ragtune.toml").write_text(config)
+    subprocess.run([sys.executable, "-m", "ragtune.cli", "init", str(ws)], check=True, capture_output=True)
+    cli(ws, "ingest", str(kb / "docs"))
+    if (kb / "offices.sqlite").is_file():
+        query = ["--query", "SELECT * FROM offices", "--id-column", "id"]
+        cli(ws, "ingest", "--sql", f"sqlite:///{kb / 'offices.sqlite'}", *query)
 
-    workspace = Workspace.open(ws)
-    try:
-        return [workspace.ask(q["question"], strategy=strategy).to_dict() for q in questions]
-    finally:
-        workspace.close()
+
+def held_out(kb: Path, ws: Path, n: int) -> Path:
+    """Every k-th human question, n of them: the same subset on every run."""
+    rows = [line for line in (kb / "questions.jsonl").read_text().splitlines() if line.strip()]
+    step = -(-len(rows) // n)
+    path = ws / f"questions-{n}.jsonl"
+    path.write_text("".join(line + "\n" for line in rows[::step]))
+    return path
 
 
-def human_pairs(ws: Path) -> list[Any]:
-    """examples/hr questions with a public gold document, as evaluation pairs keyed by doc_id."""
+def train(ws: Path, kb: Path, stage: str, args: argparse.Namespace) -> float:
+    """Train and export one adapter (named after the stage); its training seconds."""
+    manifest = ws / ".ragtune" / "adapters" / stage / "manifest.json"
+    if not manifest.is_file():
+        if stage == "raft":
+            cli(ws, "synth")
+            cli(ws, "tune", "raft", "--epochs", str(args.raft_epochs), "--name", stage)
+        else:
+            steps = args.tone_steps if stage == "tone" else args.tonep_steps
+            extra = ["--with-passages"] if stage == "tonep" else []
+            data = str(kb / "style.jsonl")
+            cli(ws, "tune", "generator", "--data", data, *extra, "--max-steps", str(steps), "--name", stage)
+        cli(ws, "export", stage)
+    return float(json.loads(manifest.read_text())["seconds"])
+
+
+def tune_retriever(ws: Path, kb: Path) -> list[tuple[str, float, float]]:
+    """`tune retriever` (it switches the index); dense nDCG@10 before and after, synthetic and human."""
+    human = human_pairs(ws, kb)
+    before = dense_ndcg(ws, human)
+    report, _ = cli(ws, "tune", "retriever")
+    return [
+        (
+            f"held-out synthetic ({report['pairs']['val']})",
+            report["before"]["ndcg@10"],
+            report["after"]["ndcg@10"],
+        ),
+        (f"human questions ({len(human)})", before, dense_ndcg(ws, human)),
+    ]
+
+
+def human_pairs(ws: Path, kb: Path) -> list[Any]:
+    """The example's questions with a public gold document, as evaluation pairs keyed by doc_id."""
     from ragtune.index.store import Access
     from ragtune.tune.retriever import Pair
     from ragtune.workspace import Workspace
@@ -68,7 +117,7 @@ def human_pairs(ws: Path) -> list[Any]:
     workspace = Workspace.open(ws)
     doc_ids = {d.source: d.doc_id for d in workspace.store.documents(Access())}
     workspace.close()
-    rows = [json.loads(line) for line in (HR / "questions.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (kb / "questions.jsonl").read_text().splitlines() if line.strip()]
     return [Pair(r["question"], "", doc_ids[r["gold_doc"]], "val") for r in rows if r["gold_doc"] in doc_ids]
 
 
@@ -79,117 +128,81 @@ def dense_ndcg(ws: Path, pairs: list[Any]) -> float:
 
     workspace = Workspace.open(ws)
     corpus = [(c.doc_id, c.index_text) for c in workspace.store.all_chunks(Access())]
-    score = dense_metrics(workspace.embedder, workspace.embedding_cache, corpus, pairs)["ndcg@10"]
+    score = float(dense_metrics(workspace.embedder, workspace.embedding_cache, corpus, pairs)["ndcg@10"])
     workspace.close()
     return score
 
 
-def style_scores(
-    answers: list[dict[str, Any]], style_vectors: np.ndarray, embedder: Any
-) -> tuple[int, float]:
-    signed = sum(SIGN_OFF in a["answer"] for a in answers)
-    vectors = embedder.embed([a["answer"] for a in answers])
-    return signed, float((vectors @ style_vectors.T).max(axis=1).mean())
+def compare(ws: Path, kb: Path, questions: Path, adapter: str | None, strategies: str) -> dict[str, Any]:
+    from ragtune.config import update_config
+
+    if adapter:
+        update_config(ws / "ragtune.toml", "tune", {"adapter": adapter, "hybrid_adapter": adapter})
+    report = ws / "reports" / (adapter or "untuned")
+    args = ["--questions", str(questions), "--strategies", strategies, "--report", str(report)]
+    result, _ = cli(ws, "compare", *args, "--style", str(kb / "style.jsonl"))
+    return dict(result["strategies"])
 
 
-def contains(text: str, answers: list[str]) -> bool:
-    return any(a.lower() in text.lower() for a in answers)
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.0f}%"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", type=int, default=40, help="HR questions asked per strategy.")
-    parser.add_argument("--raft-epochs", default="2")
+    parser.add_argument("--kb", choices=["hr", "support"], default="hr")
+    parser.add_argument("--questions", type=int, default=34, help="Held-out human questions asked.")
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"Any of {', '.join(ALL_STAGES)}.")
+    parser.add_argument("--tone-steps", type=int, default=20)
+    parser.add_argument("--tonep-steps", type=int, default=12)
+    parser.add_argument("--synth-n", type=int, default=100)
+    parser.add_argument("--raft-epochs", type=float, default=1.0)
+    parser.add_argument("--raft-target", choices=["quote", "answer_quote"], default="quote")
+    parser.add_argument("--ws", type=Path, help="Workspace to build or resume (default: a new temp one).")
     args = parser.parse_args()
-    from ragtune.index.embedder import SentenceTransformerEmbedder
+    stages = [s for s in args.stages.split(",") if s]
+    if unknown := set(stages) - set(ALL_STAGES):
+        parser.error(f"unknown stages: {', '.join(sorted(unknown))}")
 
-    ws = Path(tempfile.mkdtemp(prefix="ragtune-bench-tuning-")) / "ws"
-    subprocess.run([sys.executable, "-m", "ragtune.cli", "init", str(ws)], check=True, capture_output=True)
-    walls: list[tuple[str, str, float]] = []
-    ingest, seconds = cli(ws, "ingest", str(HR / "docs"))
-    walls.append(("ingest examples/hr/docs", f"{ingest['added']} docs", seconds))
+    kb = EXAMPLES / args.kb
+    ws = args.ws or Path(tempfile.mkdtemp(prefix=f"ragtune-bench-tuning-{args.kb}-")) / "ws"
+    print(f"workspace {ws}", flush=True)
+    workspace(kb, ws, args.synth_n, args.raft_target)
+    questions = held_out(kb, ws, args.questions)
+    rows = [(name, row, 0.0) for name, row in compare(ws, kb, questions, None, "base,rag").items()]
+    retriever = None
+    for stage in stages:
+        if stage == "retriever":
+            retriever = tune_retriever(ws, kb)
+            continue
+        seconds = train(ws, kb, stage, args)
+        measured = compare(ws, kb, questions, stage, "hybrid" if stage == "raft" else "finetuned,hybrid")
+        rows += [(f"{name} ({stage})", row, seconds) for name, row in measured.items()]
 
-    synth, seconds = cli(ws, "synth")
-    walls.append(("synth", f"{synth['questions']} pairs kept of {synth['candidates']} tried", seconds))
-
-    human = human_pairs(ws)
-    human_before = dense_ndcg(ws, human)
-    retriever, seconds = cli(ws, "tune", "retriever")
-    walls.append(("tune retriever (+ re-embed)", f"{retriever['steps']} steps", seconds))
-    human_after = dense_ndcg(ws, human)
-
-    rows = [json.loads(line) for line in (HR / "questions.jsonl").read_text().splitlines()]
-    public = [r for r in rows if "salary" not in (r["gold_doc"] or "")]
-    unanswerable_all = [r for r in public if not r["answers"]]
-    answerable_all = [r for r in public if r["answers"]]
-    share = max(1, round(args.questions * len(unanswerable_all) / len(public)))
-    step = max(1, len(answerable_all) // (args.questions - share))
-    asked = answerable_all[::step][: args.questions - share] + unanswerable_all[:share]
-    answerable = [q for q in asked if q["answers"]]
-    unanswerable = [q for q in asked if not q["answers"]]
-
-    tone, seconds = cli(ws, "tune", "generator", "--data", str(HR / "style.jsonl"), "--name", "tone")
-    walls.append(("tune generator (style.jsonl)", f"{tone['steps']} steps", seconds))
-    _, seconds = cli(ws, "export", "tone")
-    walls.append(("export tone (merge + GGUF q8_0)", "", seconds))
-    embedder = SentenceTransformerEmbedder()
-    style_rows = [json.loads(line) for line in (HR / "style.jsonl").read_text().splitlines()]
-    style_vectors = embedder.embed([r["messages"][-1]["content"] for r in style_rows])
-    answers = {s: ask_all(ws, asked, s) for s in ("base", "finetuned", "rag", "hybrid")}
-    tone_rows = []
-    for strategy, given in answers.items():
-        signed, similarity = style_scores(given, style_vectors, embedder)
-        tone_rows.append((strategy, f"{signed}/{len(given)}", similarity))
-
-    raft, seconds = cli(ws, "tune", "raft", "--epochs", args.raft_epochs, "--name", "raft")
-    what = f"{raft['examples']} examples, {raft['steps']} steps"
-    walls.append((f"tune raft ({args.raft_epochs} epoch)", what, seconds))
-    _, seconds = cli(ws, "export", "raft")
-    walls.append(("export raft", "", seconds))
-    answers["hybrid (raft)"] = ask_all(ws, asked, "hybrid")
-    quality = []
-    for strategy in ("base", "rag", "finetuned", "hybrid", "hybrid (raft)"):
-        given = answers[strategy]
-        by_id = dict(zip([q["id"] for q in asked], given, strict=True))
-        correct = sum(contains(by_id[q["id"]]["answer"], q["answers"]) for q in answerable)
-        refused = sum(by_id[q["id"]]["refused"] for q in unanswerable)
-        wrongly_refused = sum(by_id[q["id"]]["refused"] for q in answerable)
-        cited_gold = sum(
-            any(c["source"] == q["gold_doc"] for c in by_id[q["id"]]["citations"]) for q in answerable
-        )
-        quality.append(
+    rag = next(row for name, row, _ in rows if name == "rag")
+    table = []
+    for name, row, seconds in rows:
+        low, high = row.get("accuracy_ci") or (None, None)
+        of_rag = row["accuracy"] / rag["accuracy"] if rag["accuracy"] else None
+        table.append(
             (
-                strategy,
-                f"{correct}/{len(answerable)}",
-                f"{refused}/{len(unanswerable)}",
-                wrongly_refused,
-                f"{cited_gold}/{len(answerable)}",
+                name,
+                f"{pct(row['accuracy'])} [{pct(low)}, {pct(high)}]",
+                pct(of_rag),
+                pct(row.get("groundedness")),
+                pct(row.get("citation_precision")),
+                pct(row.get("answerable_refused")),
+                pct(row.get("style_hit")),
+                f"{row['latency_p50_ms'] / 1000:.1f}",
+                f"{seconds:.0f}",
             )
         )
-
-    print_table("wall time per command (this machine)", ["command", "what", "seconds"], walls)
-    print_table(
-        "retriever tuning: dense nDCG@10",
-        ["queries", "before", "after"],
-        [
-            (
-                f"held-out synthetic ({retriever['pairs']['val']})",
-                retriever["before"]["ndcg@10"],
-                retriever["after"]["ndcg@10"],
-            ),
-            (f"human examples/hr questions ({len(human)})", human_before, human_after),
-        ],
-    )
-    print_table(
-        f"tone on {len(asked)} unseen HR questions",
-        ["strategy", "signed like the house style", "similarity to style answers"],
-        tone_rows,
-    )
-    print_table(
-        f"answers on {len(asked)} HR questions",
-        ["strategy", "contains answer", "unanswerable refused", "answerable refused", "cites gold doc"],
-        quality,
-    )
+    columns = ["strategy", "accuracy [95% CI]", "of rag", "grounded", "cites gold", "answerable refused"]
+    columns += ["style hit", "p50 s", "training s"]
+    print_table(f"examples/{args.kb}: {questions.name}, base model {rag.get('base_model')}", columns, table)
+    if retriever is not None:
+        columns = ["queries", "before", "after"]
+        print_table("retriever tuning: dense nDCG@10", columns, retriever)
     print(f"workspace kept at {ws}")
 
 

@@ -76,3 +76,18 @@ def test_the_style_marker_is_the_closing_line_most_examples_share() -> None:
     assert style_marker([*signed[:7], "x\ny", "x\nz", "x\nw"]) is None, "7 of 10 is not the house style"
     assert style_marker(["One line.", "Another line."]) is None, "no line is shared"
     assert style_marker([]) is None
+
+
+def test_the_house_sign_off_is_not_counted_as_an_unsupported_claim() -> None:
+    from ragtune.evaluate.compare import _supported_share
+
+    verification = {
+        "sentences": [
+            {"text": "You get 25 days of paid leave.", "supported": True},
+            {"text": "Enjoy the time off!", "supported": False},
+            {"text": "— Brightwell People Team", "supported": False},
+        ]
+    }
+    assert _supported_share(verification, None) == 1 / 3
+    assert _supported_share(verification, "— Brightwell People Team") == 1 / 2
+    assert _supported_share({"sentences": []}, None) is None

@@ -147,6 +147,12 @@ def judge_kind(judge: str, backend: str) -> str:
     return judge
 
 
+def _supported_share(verification: dict[str, Any], marker: str | None) -> float | None:
+    """The verified share of claim sentences; the house mark (a sign-off) is not a claim."""
+    claims = [s for s in verification["sentences"] if not marker or s["text"].strip() != marker]
+    return sum(bool(s["supported"]) for s in claims) / len(claims) if claims else None
+
+
 def score_answer(
     embedder: Embedder,
     judge: Judge | None,
@@ -174,7 +180,7 @@ def score_answer(
         if judge is not None:
             scores["groundedness"] = llm_groundedness(judge, text, support)
         elif answer.verification is not None:  # the sentence check every answer already carries
-            scores["groundedness"] = answer.verification["supported_share"]
+            scores["groundedness"] = _supported_share(answer.verification, marker)
         else:
             scores["groundedness"] = groundedness(text, support)
     if style is not None and not refused:
