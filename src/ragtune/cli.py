@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +23,8 @@ from ragtune.evaluate.report import headline_rows
 from ragtune.generate import Message
 from ragtune.generate.builtins import list_builtins
 from ragtune.index.retriever import MODES, check_mode
+from ragtune.ingest.sync import IngestReport
+from ragtune.ingest.watch import SyncRound, poll, watch_paths
 from ragtune.tune.generator import TuneReport, is_main_process
 from ragtune.types import Answer
 from ragtune.workspace import Workspace
@@ -112,15 +117,26 @@ def ingest(
     name: Annotated[
         str | None, typer.Option(help="Name for SQL sources (default: the table in the query).")
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Keep running: re-sync on every file change (SQL: every --every seconds)."
+        ),
+    ] = False,
+    every: Annotated[
+        float, typer.Option(min=0.1, help="With --watch --sql: seconds between re-syncs.")
+    ] = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """Add, update and delete documents so the index matches the given sources (unchanged ones are skipped)."""
     ws = _open()
     group_list = _split(groups)
+    sync: Callable[[], IngestReport]
     if sql:
         if not query or not id_column:
             raise RagtuneError("--sql needs --query and --id-column")
-        report = ws.ingest_sql(
+        sync = functools.partial(
+            ws.ingest_sql,
             sql,
             query,
             id_column,
@@ -128,18 +144,34 @@ def ingest(
             name=name,
             groups=group_list,
             prune=not no_prune,
-            show_progress=not as_json,
+            show_progress=not (as_json or watch),
         )
     else:
         if not paths:
             raise RagtuneError("give files or folders to ingest, or --sql URL --query ... --id-column ...")
-        report = ws.ingest(
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise RagtuneError(f"no such file or folder: {', '.join(missing)}")
+        sync = functools.partial(
+            ws.ingest,
             paths,
             groups=group_list,
             meta=_pairs(meta, "--meta"),
             prune=not no_prune,
-            show_progress=not as_json,
+            show_progress=not (as_json or watch),
         )
+    if watch:
+        rounds = poll(sync, every) if sql else watch_paths(paths or [], sync)
+        where = f"{sql} every {every:g} s" if sql else ", ".join(str(p) for p in paths or [])
+        if not as_json:
+            out.print(f"watching {where} (Ctrl-C stops)")
+        try:
+            for sync_round in rounds:
+                _print_round(ws, sync_round, as_json)
+        except KeyboardInterrupt:
+            pass
+        return
+    report = sync()
     if as_json:
         _print_json(report.to_dict())
     else:
@@ -312,6 +344,24 @@ def chat(
         printer.finish(answer)
         _print_sources(answer)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+
+
+def _print_round(ws: Workspace, sync_round: SyncRound, as_json: bool) -> None:
+    """One line per re-sync of `ingest --watch` (a JSON object per line with --json)."""
+    report = sync_round.report
+    if as_json:
+        row = {"trigger": sync_round.trigger, "error": sync_round.error}
+        print(json.dumps({**row, **(report.to_dict() if report else {})}), flush=True)
+        return
+    stamp = time.strftime("%H:%M:%S")
+    if report is None:
+        out.print(f"{stamp} {sync_round.trigger} · [red]not synced[/red]: {sync_round.error}")
+        return
+    out.print(
+        f"{stamp} {sync_round.trigger} · added {report.added}, updated {report.updated}, "
+        f"deleted {report.deleted}, failed {len(report.failed)} · {report.seconds:.2f}s · "
+        f"index: {ws.stats()['documents']} documents"
+    )
 
 
 def _print_restricted(ws: Workspace, restricted: dict[str, list[str]]) -> None:

@@ -51,6 +51,11 @@ class IngestConfig(_Section):
         description="Glob patterns (matched against the relative path and the file name) never ingested.",
     )
     batch_documents: int = Field(64, ge=1, description="Documents embedded and committed together.")
+    watch: list[str] = Field(
+        default_factory=list,
+        description="Folders `ragtune serve` keeps in sync while it runs (relative to the workspace): a saved "
+        "edit is answered within seconds, as with `ragtune ingest --watch`.",
+    )
 
 
 class RetrievalConfig(_Section):

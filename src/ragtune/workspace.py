@@ -36,7 +36,7 @@ from ragtune.index.embedder import BatchingEmbedder, EmbeddingCache, SentenceTra
 from ragtune.index.local_store import LocalStore
 from ragtune.index.rerank import CrossEncoderReranker
 from ragtune.index.retriever import Retriever
-from ragtune.index.store import StoredDocument
+from ragtune.index.store import Store, StoredDocument
 from ragtune.ingest.chunking import chunk_document, load_tokenizer
 from ragtune.ingest.sources import FileSource, Source, SqlSource, options_fingerprint
 from ragtune.ingest.sync import IngestReport, sync_source
@@ -111,7 +111,7 @@ class Workspace:
         return SentenceTransformerEmbedder(model, batch_size=cfg.batch_size, device=cfg.device)
 
     @cached_property
-    def store(self) -> LocalStore:
+    def store(self) -> Store:
         folder = self.layout.index(self.active().get("index", DEFAULT_INDEX))
         return LocalStore(folder, dim=self.embedder.dim, model=self.embedder.name)
 
@@ -161,7 +161,6 @@ class Workspace:
             folder = f"index-{name}"
             temp = self.layout.index(f".{folder}.tmp")
             count = self.store.reembed_copy(temp, embedder, self.embedding_cache)
-            LocalStore(temp, dim=embedder.dim, model=embedder.name).refresh()
             shutil.rmtree(self.layout.index(folder), ignore_errors=True)
             os.replace(temp, self.layout.index(folder))
             self.layout.write_active(Path(embedder.path), folder)

@@ -124,3 +124,26 @@ def test_a_different_embedder_is_refused(tmp_path: Path, store: LocalStore) -> N
 def test_empty_index_returns_nothing(store: LocalStore) -> None:
     assert store.search_dense(np.ones(DIM, np.float32), 5, Access()) == []
     assert store.search_bm25("anything", 5, Access()) == []
+
+
+def test_copy_is_a_consistent_index_of_its_own(store: LocalStore, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    vectors = _unit(rng, 3)
+    store.write(
+        [
+            _update(
+                "leave.md", ["annual leave is 25 days", "carry over 5 days", "ask your manager"], vectors
+            ),
+            _update("pay.md", ["pay band B3"], _unit(rng, 1), groups=["hr"]),
+        ]
+    )
+    store.copy_to(tmp_path / "copy")
+    store.write([], delete_sources=[("o", "leave.md")])  # the original moves on; the copy must not
+
+    copy = LocalStore(tmp_path / "copy", dim=DIM, model="test-model")
+    assert (copy.stats()["documents"], copy.stats()["chunks"]) == (2, 4)
+    assert store.stats()["documents"] == 1
+    top = copy.search_dense(vectors[1], 1, Access())
+    assert copy.chunks([top[0][0]])[0].text == "carry over 5 days"
+    assert copy.search_bm25("pay band", 5, Access()) == [], "access still applies in the copy"
+    assert len(copy.search_bm25("pay band", 5, Access.of(["hr"]))) == 1

@@ -57,6 +57,13 @@ def server(hr_cli_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "eve": _add_user(ws, "eve"),
     }
     run_cli("users", "revoke", "eve", cwd=ws)
+    process, url = start_serve(ws)
+    yield Server(url, ws, keys, process)
+    stop_serve(process)
+
+
+def start_serve(ws: Path) -> tuple[subprocess.Popen[str], str]:
+    """The real `ragtune serve` on a free loopback port, returned once /healthz answers."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "ragtune.cli", "serve", "--port", str(port)],
@@ -81,7 +88,10 @@ def server(hr_cli_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             time.sleep(0.5)
     else:
         raise AssertionError("ragtune serve did not come up")
-    yield Server(url, ws, keys, process)
+    return process, url
+
+
+def stop_serve(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)

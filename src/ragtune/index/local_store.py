@@ -391,19 +391,35 @@ class LocalStore:
             "disk_bytes": size,
         }
 
-    def reembed_copy(
-        self, target_dir: Path, embedder: SentenceTransformerEmbedder, cache: EmbeddingCache
-    ) -> int:
-        """Copy the index to `target_dir` with every chunk vector from `embedder`; returns the chunk count.
+    def copy_to(self, target: Path) -> None:
+        """SQLite's online backup into `target` (consistent under concurrent writes); snapshots rebuild there."""
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        copy = sqlite3.connect(target / "index.sqlite")
+        try:
+            self.db.backup(copy)
+        finally:
+            copy.close()
+
+    def reembed_copy(self, target: Path, embedder: SentenceTransformerEmbedder, cache: EmbeddingCache) -> int:
+        """Copy the index to `target` with every chunk vector from `embedder`; returns the chunk count.
 
         Chunks, documents and their hashes are copied as they are (chunking does not depend on the
-        embedder's weights), so later syncs stay incremental. This index is not changed.
+        embedder's weights), so later syncs stay incremental. This index is not changed; the copy's
+        search snapshot is built before returning, so switching to it costs the first search nothing.
         """
-        shutil.rmtree(target_dir, ignore_errors=True)
-        target_dir.mkdir(parents=True)
-        target = sqlite3.connect(target_dir / "index.sqlite")
+        self.copy_to(target)
+        rows = self._reembed(target / "index.sqlite", embedder, cache)
+        copy = LocalStore(target, dim=embedder.dim, model=embedder.name)
         try:
-            self.db.backup(target)
+            copy.refresh()
+        finally:
+            copy.close()
+        return rows
+
+    def _reembed(self, path: Path, embedder: SentenceTransformerEmbedder, cache: EmbeddingCache) -> int:
+        target = sqlite3.connect(path)
+        try:
             rows = target.execute("SELECT id, title, heading, text FROM chunks ORDER BY id").fetchall()
             texts = [index_text(r[1], json.loads(r[2]), r[3]) for r in rows]
             vectors, _ = embed_with_cache(embedder, cache, texts)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ragtune.access import Access
 from ragtune.types import Chunk, Document
+
+if TYPE_CHECKING:
+    from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder
 
 __all__ = ["Access", "DocumentUpdate", "Store", "StoredDocument"]
 
@@ -81,5 +85,13 @@ class Store(Protocol):
         ...
 
     def stats(self) -> dict[str, Any]: ...
+
+    def copy_to(self, target: Path) -> None:
+        """A consistent copy of the whole index at `target`, for a scratch workspace; this one unchanged."""
+        ...
+
+    def reembed_copy(self, target: Path, embedder: SentenceTransformerEmbedder, cache: EmbeddingCache) -> int:
+        """Copy the index to `target` with every vector from `embedder`, ready to search; the chunk count."""
+        ...
 
     def close(self) -> None: ...
