@@ -86,7 +86,7 @@ def main() -> None:
                 rows[searchable].append(wait_for(f"{days} days", top_text) - saved)
                 if not args.no_answer:
                     rows[answered].append(wait_for(str(days), answer_text) - saved)
-                print(f"edit {edit + 1}: searchable {rows['searchable'][-1]:.2f} s", flush=True)
+                print(f"edit {edit + 1}: searchable {rows[searchable][-1]:.2f} s", flush=True)
                 time.sleep(1)
         finally:
             watcher.terminate()

@@ -161,6 +161,7 @@ def ingest(
             show_progress=not (as_json or watch),
         )
     if watch:
+        ws.embedder.load()  # loaded now, so that the first saved edit is not the one that waits for it
         rounds = poll(sync, every) if sql else watch_paths(paths or [], sync)
         where = f"{sql} every {every:g} s" if sql else ", ".join(str(p) for p in paths or [])
         if not as_json:
