@@ -52,10 +52,23 @@ def watch_paths(
 
     # Editor swap files, .git and our own state folder (a sync writes there) never set off a sync.
     ignore = watchfiles.DefaultFilter(ignore_dirs=(*watchfiles.DefaultFilter.ignore_dirs, STATE_DIR))
+    events = watchfiles.watch(
+        *paths,
+        watch_filter=ignore,
+        step=step_ms,
+        stop_event=stop,
+        raise_interrupt=False,
+        yield_on_timeout=True,  # an empty set every rust_timeout: the first one says the watcher is live
+        rust_timeout=500,
+    )
+    # The watcher starts on the first next(); the first sync runs after it, so that a file saved
+    # while that sync runs is queued as an event rather than lost between the two.
+    if next(events, None) is None:
+        return
     yield _round("start", sync)
-    for changes in watchfiles.watch(
-        *paths, watch_filter=ignore, step=step_ms, stop_event=stop, raise_interrupt=False
-    ):
+    for changes in events:
+        if not changes:
+            continue
         names = sorted({Path(path).name for _, path in changes})
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         yield _round(f"{len(changes)} change{'s' * (len(changes) != 1)}: {shown}", sync)
