@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -162,15 +164,16 @@ def ingest(
         )
     if watch:
         ws.embedder.load()  # loaded now, so that the first saved edit is not the one that waits for it
-        rounds = poll(sync, every) if sql else watch_paths(paths or [], sync)
+        # Ctrl-C or a service manager's SIGTERM ends the watch after the sync in progress, exit 0.
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        rounds = poll(sync, every, stop=stop) if sql else watch_paths(paths or [], sync, stop=stop)
         where = f"{sql} every {every:g} s" if sql else ", ".join(str(p) for p in paths or [])
         if not as_json:
             out.print(f"watching {where} (Ctrl-C stops)")
-        try:
-            for sync_round in rounds:
-                _print_round(ws, sync_round, as_json)
-        except KeyboardInterrupt:
-            pass
+        for sync_round in rounds:
+            _print_round(ws, sync_round, as_json)
         return
     report = sync()
     if as_json:

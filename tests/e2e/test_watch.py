@@ -55,8 +55,8 @@ class Watcher:
             if sync_round["added"] or sync_round["updated"] or sync_round["deleted"] or sync_round["failed"]:
                 return sync_round
 
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        self.process.send_signal(signum)
         return self.process.wait(timeout=30)
 
 
@@ -133,4 +133,4 @@ def test_watch_resyncs_sql_rows_on_an_interval(tmp_path: Path, watcher_factory: 
         db.execute("UPDATE offices SET manager = 'Rui Alves' WHERE id = 1")
     assert watcher.next_change()["updated"] == 1
     assert "Rui Alves" in _top_source(ws, "Who manages the Lisbon office?")[1]
-    assert watcher.stop() == 0
+    assert watcher.stop(signal.SIGINT) == 0
