@@ -163,17 +163,7 @@ def ingest(
             show_progress=not (as_json or watch),
         )
     if watch:
-        ws.embedder.load()  # loaded now, so that the first saved edit is not the one that waits for it
-        # Ctrl-C or a service manager's SIGTERM ends the watch after the sync in progress, exit 0.
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        rounds = poll(sync, every, stop=stop) if sql else watch_paths(paths or [], sync, stop=stop)
-        where = f"{sql} every {every:g} s" if sql else ", ".join(str(p) for p in paths or [])
-        if not as_json:
-            out.print(f"watching {where} (Ctrl-C stops)")
-        for sync_round in rounds:
-            _print_round(ws, sync_round, as_json)
+        _watch(ws, sync, paths=None if sql else paths, every=every, as_json=as_json)
         return
     report = sync()
     if as_json:
@@ -348,6 +338,28 @@ def chat(
         printer.finish(answer)
         _print_sources(answer)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+
+
+def _watch(
+    ws: Workspace,
+    sync: Callable[[], IngestReport],
+    *,
+    paths: list[Path] | None,
+    every: float,
+    as_json: bool,
+) -> None:
+    """`ingest --watch`: sync on every change under `paths` (None: an SQL source, every `every` s)."""
+    ws.embedder.load()  # loaded now, so that the first saved edit is not the one that waits for it
+    # Ctrl-C or a service manager's SIGTERM ends the watch after the sync in progress, exit 0.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    rounds = poll(sync, every, stop=stop) if paths is None else watch_paths(paths, sync, stop=stop)
+    if not as_json:
+        where = f"the SQL source every {every:g} s" if paths is None else ", ".join(map(str, paths))
+        out.print(f"watching {where} (Ctrl-C stops)")
+    for sync_round in rounds:
+        _print_round(ws, sync_round, as_json)
 
 
 def _print_round(ws: Workspace, sync_round: SyncRound, as_json: bool) -> None:
