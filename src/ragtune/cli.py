@@ -151,9 +151,6 @@ def ingest(
     else:
         if not paths:
             raise RagtuneError("give files or folders to ingest, or --sql URL --query ... --id-column ...")
-        missing = [str(p) for p in paths if not p.exists()]
-        if missing:
-            raise RagtuneError(f"no such file or folder: {', '.join(missing)}")
         sync = functools.partial(
             ws.ingest,
             paths,

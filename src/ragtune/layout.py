@@ -59,6 +59,10 @@ class Layout:
     def index(self, name: str = DEFAULT_INDEX) -> Path:
         return self.state / name
 
+    def active_index(self) -> Path:
+        """The index searches use: the one `tune retriever` switched to, else the default."""
+        return self.index(self.read_active().get("index", DEFAULT_INDEX))
+
     @property
     def embedding_cache(self) -> Path:
         return self.state / "embeddings.sqlite"

@@ -41,7 +41,7 @@ from ragtune.ingest.chunking import chunk_document, load_tokenizer
 from ragtune.ingest.sources import FileSource, Source, SqlSource, options_fingerprint
 from ragtune.ingest.sync import IngestReport, sync_source
 from ragtune.ingest.uploads import UploadFolder
-from ragtune.layout import DEFAULT_INDEX, Layout, find_workspace
+from ragtune.layout import Layout, find_workspace
 from ragtune.manifest import Manifest
 from ragtune.strategies import STRATEGIES, answer_question, get_strategy
 from ragtune.types import Answer, Chunk, Document, Hit
@@ -112,8 +112,7 @@ class Workspace:
 
     @cached_property
     def store(self) -> Store:
-        folder = self.layout.index(self.active().get("index", DEFAULT_INDEX))
-        return LocalStore(folder, dim=self.embedder.dim, model=self.embedder.name)
+        return LocalStore(self.layout.active_index(), dim=self.embedder.dim, model=self.embedder.name)
 
     def training_access(self) -> Access:
         """What training data may be built from: public chunks only, unless synth.include_restricted.

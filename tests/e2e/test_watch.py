@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from ragtune.errors import IngestError
+from ragtune.ingest.watch import watch_paths
 from tests.conftest import init_workspace, run_cli
 
 
@@ -134,3 +136,9 @@ def test_watch_resyncs_sql_rows_on_an_interval(tmp_path: Path, watcher_factory: 
     assert watcher.next_change()["updated"] == 1
     assert "Rui Alves" in _top_source(ws, "Who manages the Lisbon office?")[1]
     assert watcher.stop(signal.SIGINT) == 0
+
+
+def test_watching_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    rounds = watch_paths([tmp_path / "nope"], lambda: pytest.fail("nothing to sync"))
+    with pytest.raises(IngestError, match="no such file or folder to watch"):
+        next(rounds)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragtune.errors import RagtuneError
+from ragtune.errors import IngestError, RagtuneError
 from ragtune.ingest.sync import IngestReport
 from ragtune.layout import STATE_DIR
 
@@ -50,6 +50,9 @@ def watch_paths(
     """
     import watchfiles
 
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:  # watchfiles would fail with an OSError traceback
+        raise IngestError(f"no such file or folder to watch: {', '.join(missing)}")
     # Editor swap files, .git and our own state folder (a sync writes there) never set off a sync.
     ignore = watchfiles.DefaultFilter(ignore_dirs=(*watchfiles.DefaultFilter.ignore_dirs, STATE_DIR))
     events = watchfiles.watch(

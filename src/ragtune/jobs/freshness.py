@@ -21,7 +21,7 @@ from ragtune.evaluate.freshness import read_edit
 from ragtune.evaluate.metrics import contains_answer
 from ragtune.ingest.sources import FileSource
 from ragtune.jobs.tune import synth, tune_generator
-from ragtune.layout import ACTIVE_FILE, DEFAULT_INDEX, Layout
+from ragtune.layout import ACTIVE_FILE, Layout
 from ragtune.strategies import STRATEGIES
 from ragtune.workspace import Workspace
 
@@ -32,7 +32,7 @@ def _scratch_copy(ws: Workspace, target: Path) -> None:
     copy = Layout(target)
     shutil.copy2(ws.layout.config_file, copy.config_file)
     copy.state.mkdir()
-    ws.store.copy_to(copy.index(ws.active().get("index", DEFAULT_INDEX)))
+    ws.store.copy_to(copy.index(ws.layout.active_index().name))
     for name in (ws.layout.embedding_cache.name, ACTIVE_FILE):
         if (ws.layout.state / name).is_file():
             shutil.copy2(ws.layout.state / name, copy.state / name)

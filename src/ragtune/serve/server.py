@@ -7,7 +7,7 @@ import threading
 
 from rich.console import Console
 
-from ragtune.errors import ConfigError
+from ragtune.errors import ConfigError, IngestError
 from ragtune.ingest.watch import watch_paths
 from ragtune.serve.app import create_app
 from ragtune.workspace import Workspace
@@ -80,17 +80,17 @@ def run_server(ws: Workspace, host: str | None = None, port: int | None = None) 
 def _keep_in_sync(ws: Workspace, stop: threading.Event, console: Console) -> None:
     """`[ingest] watch`: the same sync as `ragtune ingest --watch`, on a thread beside the server."""
     paths = [ws.root / folder for folder in ws.config.ingest.watch]
-    missing = [str(p) for p in paths if not p.is_dir()]
-    if missing:
-        console.print(f"[red]ingest.watch: no such folder: {', '.join(missing)}; nothing is watched[/red]")
-        return
     console.print(f"watching {', '.join(ws.config.ingest.watch)} for changes")
-    for sync_round in watch_paths(paths, lambda: ws.ingest(paths, show_progress=False), stop=stop):
-        report = sync_round.report
-        if report is None:
-            console.print(f"[red]{sync_round.trigger}: not synced: {sync_round.error}[/red]")
-        elif report.changed or report.failed:
-            console.print(
-                f"{sync_round.trigger}: added {report.added}, updated {report.updated}, "
-                f"deleted {report.deleted}, failed {len(report.failed)} ({report.seconds:.2f}s)"
-            )
+    rounds = watch_paths(paths, lambda: ws.ingest(paths, show_progress=False), stop=stop)
+    try:
+        for sync_round in rounds:
+            report = sync_round.report
+            if report is None:
+                console.print(f"[red]{sync_round.trigger}: not synced: {sync_round.error}[/red]")
+            elif report.changed or report.failed:
+                console.print(
+                    f"{sync_round.trigger}: added {report.added}, updated {report.updated}, "
+                    f"deleted {report.deleted}, failed {len(report.failed)} ({report.seconds:.2f}s)"
+                )
+    except IngestError as exc:
+        console.print(f"[red]ingest.watch: {exc}; nothing is watched[/red]")
