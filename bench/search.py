@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from _common import current_rss_mb, percentiles, print_table
 
-from ragtune.index.local_store import bm25_tokens
+from ragtune.index.segments import bm25_tokens
 from ragtune.index.store import Access, DocumentUpdate, Store
 from ragtune.types import Chunk, Document, Section
 from ragtune.workspace import Workspace

@@ -30,7 +30,17 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("documents", ("ingest.parsers", "ingest.sources", "ingest.chunking")),
-    ("index", ("index.store", "index.embedder", "index.fusion", "index.rerank", "index.local_store")),
+    (
+        "index",
+        (
+            "index.store",
+            "index.embedder",
+            "index.fusion",
+            "index.rerank",
+            "index.segments",
+            "index.local_store",
+        ),
+    ),
     ("sync", ("ingest.sync", "ingest.uploads", "ingest.watch")),
     ("retrieval", ("index.retriever",)),
     ("answer", ("generate", "models", "citations", "strategies")),

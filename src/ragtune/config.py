@@ -58,6 +58,17 @@ class IngestConfig(_Section):
     )
 
 
+class IndexConfig(_Section):
+    ann_min_chunks: int = Field(
+        200_000,
+        ge=1,
+        description="From this many chunks dense search walks an HNSW graph (approximate); exact below it.",
+    )
+    ef_search: int = Field(
+        128, ge=1, le=4096, description="HNSW search breadth: higher is slower, more exact."
+    )
+
+
 class RetrievalConfig(_Section):
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     k: int = Field(5, ge=1, le=1000)
@@ -232,6 +243,7 @@ class Config(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
@@ -291,6 +303,10 @@ rows_per_chunk = 1      # CSV / JSON / SQL rows per chunk
 [ingest]
 max_file_mb = 50
 exclude = ["*.sqlite", "*.sqlite3", "*.db", "*~", "*.tmp"]
+
+[index]
+ann_min_chunks = 200000 # from this many chunks dense search is HNSW (recall@10 ~0.98), exact below
+ef_search = 128
 
 [retrieval]
 mode = "hybrid"         # hybrid | dense | bm25

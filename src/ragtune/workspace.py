@@ -112,7 +112,13 @@ class Workspace:
 
     @cached_property
     def store(self) -> Store:
-        return LocalStore(self.layout.active_index(), dim=self.embedder.dim, model=self.embedder.name)
+        return LocalStore(
+            self.layout.active_index(),
+            dim=self.embedder.dim,
+            model=self.embedder.name,
+            ann_min_chunks=self.config.index.ann_min_chunks,
+            ef_search=self.config.index.ef_search,
+        )
 
     def training_access(self) -> Access:
         """What training data may be built from: public chunks only, unless synth.include_restricted.

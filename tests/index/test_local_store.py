@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ragtune.errors import StoreError
+from ragtune.index import segments
 from ragtune.index.local_store import LocalStore
 from ragtune.index.store import Access, DocumentUpdate
 from ragtune.types import Chunk, Document, Section
@@ -35,9 +36,14 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    return LocalStore(tmp_path / "index", dim=DIM, model="test-model")
+@pytest.fixture(params=["rebuilt", "incremental"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalStore:
+    """Every test runs twice: on an index small enough to rebuild per write (the default below 20k
+    chunks), and on one that searches an HNSW base plus the delta written since, as a large one does."""
+    if request.param == "rebuilt":
+        return LocalStore(tmp_path / "index", dim=DIM, model="test-model")
+    monkeypatch.setattr(segments, "EXACT_BELOW", 0)
+    return LocalStore(tmp_path / "index", dim=DIM, model="test-model", ann_min_chunks=1, rebuild_below=0)
 
 
 def test_acl_filter_applies_before_top_k(store: LocalStore) -> None:

@@ -1,21 +1,20 @@
-"""The embedded index: SQLite as the source of truth, numpy (dense) and bm25s (BM25) as snapshots.
+"""The embedded index: SQLite as the source of truth, search structures derived from it.
 
-Why this shape (figures in docs/decisions.md): every write is one SQLite transaction, so a killed
-ingest leaves the previous index intact; the search structures are derived from a committed
-generation and rebuilt from SQLite if they are missing or stale. A flat numpy matrix with a
-boolean ACL mask gives exact, pre-filtered dense search; bm25s' weight mask does the same for BM25.
+Why this shape (figures in docs/decisions.md §1 and §14): every write is one SQLite transaction, so
+a killed ingest leaves the previous index intact. Searches read a snapshot (segments.py): a base
+built from one committed generation and saved (numpy vectors, bm25s, and an HNSW graph above
+`ann_min_chunks`), plus the rows written and deleted since, read back from SQLite by row id. A
+boolean ACL mask filters every search before top-k: numpy's and bm25s' masks, faiss' id bitmap.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,17 @@ import numpy as np
 
 from ragtune.errors import StoreError
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder, embed_with_cache
+from ragtune.index.segments import (
+    Base,
+    Rows,
+    Snapshot,
+    build_base,
+    load_base,
+    merged,
+    query_tokens,
+    save_base,
+    stemmer,
+)
 from ragtune.index.store import Access, DocumentUpdate, StoredDocument
 from ragtune.sqlite import ThreadConnections
 from ragtune.types import Chunk, document_id, index_text
@@ -40,54 +50,34 @@ CREATE TABLE IF NOT EXISTS chunks (
     groups TEXT, meta TEXT, vector BLOB
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
+CREATE TABLE IF NOT EXISTS removed (id INTEGER PRIMARY KEY, generation INTEGER);
 """
-
-TOKEN_PATTERN = r"(?u)\b\w+\b"
-
-
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def bm25_tokens(texts: Sequence[str], stemmer: Any) -> Any:
-    import bm25s
-
-    return bm25s.tokenize(
-        list(texts), stopwords="en", stemmer=stemmer, token_pattern=TOKEN_PATTERN, show_progress=False
-    )
-
-
-@dataclass
-class Snapshot:
-    """Search structures for one committed generation of the index."""
-
-    generation: int
-    chunk_ids: list[str]
-    rowids: np.ndarray
-    vectors: np.ndarray
-    public: np.ndarray
-    group_masks: dict[str, np.ndarray]
-    bm25: Any
-
-    def mask(self, access: Access) -> np.ndarray:
-        allowed = self.public.copy()
-        for group in access.groups:
-            member = self.group_masks.get(group)
-            if member is not None:
-                allowed |= member
-        return allowed
 
 
 class LocalStore:
     """An on-disk index in one folder: `index.sqlite` plus `snapshots/<generation>/`."""
 
-    def __init__(self, directory: Path, *, dim: int, model: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        dim: int,
+        model: str,
+        ann_min_chunks: int = 200_000,
+        ef_search: int = 128,
+        rebuild_below: int = 20_000,
+    ) -> None:
+        """`ann_min_chunks`: from this many chunks a base gets an HNSW graph (exact search below it).
+        `rebuild_below`: an index this small rebuilds its base on every change (under a second), so
+        its BM25 statistics are always exact; larger ones search a delta and rebuild in the background.
+        """
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self.model = model
+        self.ann_min_chunks = ann_min_chunks
+        self.ef_search = ef_search
+        self.rebuild_below = rebuild_below
         # One connection per thread: a search in one server thread never reads another's open write.
         self._connections = ThreadConnections(directory / "index.sqlite", pragmas=("synchronous=NORMAL",))
         self._write_lock = threading.Lock()
@@ -102,7 +92,8 @@ class LocalStore:
         self._check_model()
         _single_threaded_blas()
         self._snapshot: Snapshot | None = None
-        self._stemmer = _stemmer()
+        self._stemmer = stemmer()
+        self._rebuilding: threading.Thread | None = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -124,8 +115,7 @@ class LocalStore:
 
     @property
     def generation(self) -> int:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0]) if row else 0
+        return self._meta_int("generation")
 
     def document_hashes(self, origin: str) -> dict[str, str]:
         rows = self.db.execute("SELECT source, content_hash FROM documents WHERE origin = ?", (origin,))
@@ -144,7 +134,7 @@ class LocalStore:
                     raise StoreError(
                         f"{doc.source}: {update.vectors.shape} vectors for {len(update.chunks)} chunks"
                     )
-                self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc.doc_id,))
+                self._remove_chunks(doc.doc_id)
                 self.db.execute(
                     "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -184,105 +174,135 @@ class LocalStore:
                 )
             for origin, source in delete_sources:
                 doc_id = document_id(origin, source)
-                self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+                self._remove_chunks(doc_id)
                 self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            self._forget_removed_before(self._newest_saved_base())
+
+    def _remove_chunks(self, doc_id: str) -> None:
+        """Delete a document's chunks, noting their row ids for snapshots built before this write."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO removed SELECT id, (SELECT CAST(value AS INTEGER) + 1 FROM meta"
+            " WHERE key = 'generation') FROM chunks WHERE doc_id = ?",
+            (doc_id,),
+        )
+        self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+
+    def _forget_removed_before(self, generation: int) -> None:
+        """Drop tombstones that the newest saved base already reflects; older snapshots reload it."""
+        if generation > self._meta_int("removed_through"):
+            self.db.execute("DELETE FROM removed WHERE generation <= ?", (generation,))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('removed_through', ?)", (str(generation),))
+
+    def _meta_int(self, key: str) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _newest_saved_base(self) -> int:
+        folder = self.directory / "snapshots"
+        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        return max((int(n) for n in names if n.isdigit() and (folder / n / "complete").exists()), default=0)
 
     def refresh(self) -> None:
-        """Load (or build and save) the snapshot of the latest committed generation."""
-        generation = self.generation
-        if self._snapshot is not None and self._snapshot.generation >= generation:
+        """Make every committed write searchable: catch the snapshot up, or build a new base."""
+        if self._snapshot is not None and self._snapshot.generation >= self.generation:
             return
-        with self._refresh_lock:  # concurrent searches after a write build the snapshot once
-            if self._snapshot is not None and self._snapshot.generation >= generation:
-                return
-            folder = self.directory / "snapshots" / str(generation)
-            snapshot = self._load_snapshot(folder, generation) if (folder / "complete").exists() else None
-            if snapshot is None:
-                snapshot = self._build_snapshot(generation)
-                self._save_snapshot(snapshot, folder.with_name(str(snapshot.generation)))
-            self._snapshot = snapshot
+        with self._refresh_lock:  # concurrent searches after a write catch up once
+            if self._snapshot is None or self._snapshot.generation < self.generation:
+                self._snapshot = self._updated(self._snapshot)
+            if self._snapshot.wants_new_base() and self._rebuilding is None:
+                self._rebuilding = threading.Thread(target=self._rebuild_in_background, daemon=True)
+                self._rebuilding.start()
 
-    def _build_snapshot(self, generation: int) -> Snapshot:
-        import bm25s
+    def _updated(self, snapshot: Snapshot | None) -> Snapshot:
+        """The snapshot caught up to the latest generation: new rows appended, deleted ones masked.
 
+        A small index, a missing base, or more new rows than the base holds get a new base instead.
+        """
         self.db.execute("BEGIN")  # one read transaction: the generation and the rows it stamps agree
         try:
             generation = self.generation
-            rows = self.db.execute(
-                "SELECT id, chunk_id, vector, groups, title, heading, text FROM chunks ORDER BY id"
-            ).fetchall()
+            if snapshot is None or snapshot.base.generation < self._meta_int("removed_through"):
+                base = load_base(self.directory / "snapshots" / str(self._newest_saved_base()))
+                snapshot = Snapshot.of(base) if base is not None and base.generation <= generation else None
+            if snapshot is not None:
+                (new,) = self.db.execute(
+                    "SELECT COUNT(*) FROM chunks WHERE id > ?", (snapshot.last_rowid,)
+                ).fetchone()
+                if snapshot.rows + new > self.rebuild_below and len(snapshot.delta) + new <= len(
+                    snapshot.base
+                ):
+                    return self._caught_up(snapshot, generation)
+            rows = self._rows(0)
         finally:
             self.db.execute("COMMIT")
-        chunk_ids = [r[1] for r in rows]
-        rowids = np.array([r[0] for r in rows], dtype=np.int64)
-        vectors = (
-            np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), self.dim).copy()
-            if rows
-            else np.zeros((0, self.dim), dtype=np.float32)
-        )
-        groups = [json.loads(r[3]) for r in rows]
-        public, group_masks = _group_masks(groups)
-        bm25 = None
-        if rows:
-            texts = [index_text(r[4], json.loads(r[5]), r[6]) for r in rows]
-            bm25 = bm25s.BM25()
-            bm25.index(bm25_tokens(texts, self._stemmer), show_progress=False)
-        return Snapshot(generation, chunk_ids, rowids, vectors, public, group_masks, bm25)
+        return Snapshot.of(self._new_base(rows, generation))
 
-    def _save_snapshot(self, snapshot: Snapshot, folder: Path) -> None:
-        """Write to a private temp folder and rename, so a reader never sees half a snapshot."""
-        parent = folder.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        temp = parent / f".tmp-{snapshot.generation}-{os.getpid()}"
-        shutil.rmtree(temp, ignore_errors=True)
-        temp.mkdir()
-        np.save(temp / "vectors.npy", snapshot.vectors)
-        np.save(temp / "rowids.npy", snapshot.rowids)
-        (temp / "chunk_ids.json").write_text(json.dumps(snapshot.chunk_ids))
-        groups = {g: np.flatnonzero(m).tolist() for g, m in snapshot.group_masks.items()}
-        (temp / "groups.json").write_text(
-            json.dumps({"public": np.flatnonzero(snapshot.public).tolist(), **groups})
+    def _caught_up(self, snapshot: Snapshot, generation: int) -> Snapshot:
+        """Inside a read transaction: `snapshot` with the rows written and deleted after it."""
+        removed = self.db.execute("SELECT id FROM removed WHERE generation > ?", (snapshot.generation,))
+        return snapshot.advanced(
+            self._rows(snapshot.last_rowid),
+            np.array([r[0] for r in removed], dtype=np.int64),
+            generation,
+            self._stemmer,
         )
-        if snapshot.bm25 is not None:
-            snapshot.bm25.save(str(temp / "bm25"))
-        (temp / "complete").write_text(str(snapshot.generation))
-        try:
-            os.replace(temp, folder)
-        except OSError:
-            shutil.rmtree(temp, ignore_errors=True)  # another process saved the same generation first
-        for old in parent.iterdir():
+
+    def _rows(self, after: int) -> Rows:
+        rows = self.db.execute(
+            "SELECT id, chunk_id, vector, groups, title, heading, text FROM chunks WHERE id > ? ORDER BY id",
+            (after,),
+        ).fetchall()
+        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
+        return Rows(
+            np.array([r[0] for r in rows], dtype=np.int64),
+            [r[1] for r in rows],
+            vectors.copy(),
+            [json.loads(r[3]) for r in rows],
+            [index_text(r[4], json.loads(r[5]), r[6]) for r in rows],
+        )
+
+    def _new_base(self, rows: Rows, generation: int) -> Base:
+        """Build, save and reopen a base (reopened, its vectors are memory-mapped, not held twice)."""
+        (last,) = self.db.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'chunks'"
+        ).fetchone()
+        base = build_base(rows, generation, max(int(last), int(rows.rowids[-1]) if len(rows) else 0),
+                          self._stemmer, self.ann_min_chunks)  # fmt: skip
+        folder = self.directory / "snapshots" / str(generation)
+        save_base(base, folder)
+        for old in folder.parent.iterdir():
             if old.name != folder.name and (not old.name.startswith(".tmp-") or _stale(old)):
                 shutil.rmtree(old, ignore_errors=True)
+        return load_base(folder) or base
 
-    def _load_snapshot(self, folder: Path, generation: int) -> Snapshot | None:
-        import bm25s
-
+    def _rebuild_in_background(self) -> None:
+        """A new base from every row, built on a thread while searches go on reading the delta."""
         try:
-            vectors = np.load(folder / "vectors.npy")
-            rowids = np.load(folder / "rowids.npy")
-            chunk_ids = json.loads((folder / "chunk_ids.json").read_text())
-            positions = json.loads((folder / "groups.json").read_text())
-            bm25 = bm25s.BM25.load(str(folder / "bm25")) if (folder / "bm25").exists() else None
-        except (OSError, ValueError):
-            return None
-        n = len(chunk_ids)
-        masks = {}
-        for name, where in positions.items():
-            mask = np.zeros(n, dtype=bool)
-            mask[np.asarray(where, dtype=np.int64)] = True
-            masks[name] = mask
-        public = masks.pop("public")
-        return Snapshot(generation, chunk_ids, rowids, vectors, public, masks, bm25)
+            self.db.execute("BEGIN")
+            try:
+                generation, rows = self.generation, self._rows(0)
+            finally:
+                self.db.execute("COMMIT")
+            base = self._new_base(rows, generation)
+            with self._refresh_lock:
+                self.db.execute("BEGIN")
+                try:
+                    self._snapshot = self._caught_up(Snapshot.of(base), self.generation)
+                finally:
+                    self.db.execute("COMMIT")
+        finally:
+            self._rebuilding = None
 
     def _current(self) -> Snapshot:
         self.refresh()
         assert self._snapshot is not None
         return self._snapshot
 
-    def _allowed(self, snapshot: Snapshot, access: Access) -> np.ndarray:
-        allowed = snapshot.mask(access)
-        if access.filters and len(allowed):
+    def _allowed(self, snapshot: Snapshot, access: Access) -> tuple[np.ndarray, np.ndarray]:
+        """Readable live rows of the base and the delta, narrowed by the caller's metadata filters."""
+        base, delta = snapshot.allowed(access)
+        if access.filters and (base.any() or delta.any()):
             clauses, params = [], []
             for key, value in access.filters:
                 if key == "source":
@@ -293,45 +313,31 @@ class LocalStore:
                     clauses.append("CAST(json_extract(meta, ?) AS TEXT) = ?")
                     params.append(f'$."{key}"')
                 params.append(value)
-            ids = [
-                r[0] for r in self.db.execute(f"SELECT id FROM chunks WHERE {' AND '.join(clauses)}", params)
-            ]
-            allowed &= np.isin(snapshot.rowids, np.asarray(ids, dtype=np.int64))
-        return allowed
+            rows = self.db.execute(f"SELECT id FROM chunks WHERE {' AND '.join(clauses)}", params)
+            ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+            base &= np.isin(snapshot.base.rowids, ids)
+            delta &= np.isin(snapshot.delta.rowids, ids)
+        return base, delta
 
     def search_dense(self, vector: np.ndarray, k: int, access: Access) -> list[tuple[str, float]]:
         snapshot = self._current()
-        allowed = self._allowed(snapshot, access)
-        visible = int(allowed.sum())
-        if visible == 0 or k <= 0:
-            return []
-        scores = snapshot.vectors @ np.asarray(vector, dtype=np.float32)
-        scores[~allowed] = -np.inf
-        k = min(k, visible)
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(snapshot.chunk_ids[i], float(scores[i])) for i in top]
+        base, delta = self._allowed(snapshot, access)
+        vector = np.asarray(vector, dtype=np.float32)
+        return merged(
+            snapshot.base.dense(vector, k, base, self.ef_search), snapshot.delta.dense(vector, k, delta), k=k
+        )
 
     def search_bm25(self, query: str, k: int, access: Access) -> list[tuple[str, float]]:
         snapshot = self._current()
-        if snapshot.bm25 is None or k <= 0:
+        tokens = query_tokens(query, self._stemmer)
+        if not tokens or k <= 0:
             return []
-        vocabulary = snapshot.bm25.vocab_dict
-        tokens = [t for t in bm25_tokens([query], self._stemmer).vocab if t in vocabulary]
-        if not tokens:
-            return []
-        allowed = self._allowed(snapshot, access)
-        visible = int(allowed.sum())
-        if visible == 0:
-            return []
-        documents, scores = snapshot.bm25.retrieve(
-            [tokens], k=min(k, visible), weight_mask=allowed.astype(np.float32), show_progress=False
+        base, delta = self._allowed(snapshot, access)
+        return merged(
+            snapshot.base.bm25_hits(tokens, k, base),
+            snapshot.delta.bm25_hits(tokens, k, delta, ~snapshot.delta_dead, snapshot.base),
+            k=k,
         )
-        return [
-            (snapshot.chunk_ids[int(i)], float(s))
-            for i, s in zip(documents[0], scores[0], strict=True)
-            if s > 0
-        ]
 
     def chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
         if not chunk_ids:
@@ -410,7 +416,7 @@ class LocalStore:
         """
         self.copy_to(target)
         rows = self._reembed(target / "index.sqlite", embedder, cache)
-        copy = LocalStore(target, dim=embedder.dim, model=embedder.name)
+        copy = LocalStore(target, dim=embedder.dim, model=embedder.name, ann_min_chunks=self.ann_min_chunks)
         try:
             copy.refresh()
         finally:
@@ -478,18 +484,6 @@ def _single_threaded_blas() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
-
-
-def _group_masks(groups: list[list[str]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    n = len(groups)
-    public = np.array([not g for g in groups], dtype=bool)
-    masks: dict[str, np.ndarray] = {}
-    for position, names in enumerate(groups):
-        for name in names:
-            if name not in masks:
-                masks[name] = np.zeros(n, dtype=bool)
-            masks[name][position] = True
-    return public, masks
 
 
 def _stale(path: Path, seconds: float = 3600) -> bool:
