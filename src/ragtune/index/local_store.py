@@ -225,13 +225,13 @@ class LocalStore:
             if snapshot is None or snapshot.base.generation < self._meta_int("removed_through"):
                 base = load_base(self.directory / "snapshots" / str(self._newest_saved_base()))
                 snapshot = Snapshot.of(base) if base is not None and base.generation <= generation else None
+            if snapshot is not None and snapshot.generation == generation:
+                return snapshot  # a saved base of the latest generation: nothing to catch up
             if snapshot is not None:
-                (new,) = self.db.execute(
-                    "SELECT COUNT(*) FROM chunks WHERE id > ?", (snapshot.last_rowid,)
-                ).fetchone()
-                if snapshot.rows + new > self.rebuild_below and len(snapshot.delta) + new <= len(
-                    snapshot.base
-                ):
+                query = "SELECT COUNT(*) FROM chunks WHERE id > ?"
+                (new,) = self.db.execute(query, (snapshot.last_rowid,)).fetchone()
+                small = snapshot.rows + new <= self.rebuild_below
+                if not small and len(snapshot.delta) + new <= len(snapshot.base):
                     return self._caught_up(snapshot, generation)
             rows = self._rows(0)
         finally:
