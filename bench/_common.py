@@ -40,6 +40,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_parts_mb() -> dict[str, float]:
+    """Resident memory split: anonymous (the process's own) and file-backed (mapped page cache,
+    which the kernel reclaims under pressure)."""
+    parts = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                parts[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return parts
+
+
 def current_rss_mb() -> float:
     with open("/proc/self/status") as status:
         for line in status:

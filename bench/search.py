@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import current_rss_mb, percentiles, print_table
+from _common import current_rss_mb, percentiles, print_table, rss_parts_mb
 
 from ragtune.config import BUILTIN_EMBEDDER, CONFIG_FILE, update_config
 from ragtune.index.embedder import SentenceTransformerEmbedder
@@ -115,6 +115,7 @@ def search_in_fresh_process(root: str, questions: list[str]) -> dict[str, Any]:
     ]
     figures["memory_searching_mb"] = current_rss_mb() - memory_model
     figures["memory_process_mb"] = current_rss_mb()
+    figures["memory_parts_mb"] = rss_parts_mb()
     figures["edit"] = [edit_until_searchable(ws, i) for i in range(5)]
     ws.close()
     return figures
@@ -229,6 +230,10 @@ def main() -> None:
             ["memory: index after open MB", figures["memory_index_mb"]],
             ["memory: index after searching MB", figures["memory_searching_mb"]],
             ["memory: whole process (embedder included) MB", figures["memory_process_mb"]],
+            [
+                "  of which anonymous / file-backed (mapped page cache) MB",
+                "{RssAnon:.0f} / {RssFile:.0f}".format(**figures["memory_parts_mb"]),
+            ],
         ],
     )
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ragtune.errors import IngestError
+from ragtune.ingest.sources import Failure
+from ragtune.ingest.sync import Loaded, read_ahead
 from ragtune.workspace import Workspace
 from tests.conftest import HR
 
@@ -174,3 +179,21 @@ def test_bad_sql_changes_nothing(make_workspace: Callable[..., Workspace]) -> No
         ws.ingest_sql(url, "SELECT * FROM offices", "nope", show_progress=False)
     assert ws.store.generation == generation
     assert ws.stats()["documents"] == 6
+
+
+def test_read_ahead_keeps_order_stays_bounded_and_stops_with_its_consumer() -> None:
+    items: list[Any] = [Failure(f"f{i}", "x") for i in range(100)]
+    loaded: list[int] = []
+
+    def load(item: Any) -> Loaded:
+        loaded.append(int(item.source[1:]))
+        return Loaded(error=item.source)
+
+    reader = read_ahead(items, load, depth=4)
+    first = [next(reader)[1].error for _ in range(10)]
+    assert first == [f"f{i}" for i in range(10)]
+    time.sleep(0.3)
+    assert len(loaded) <= 10 + 4 + 1, "the reader ran more than `depth` items ahead"
+    reader.close()  # the consumer stops early (as when a store write fails): the thread must end
+    assert not any(t.name == "ragtune-read-ahead" for t in threading.enumerate())
+    assert len(loaded) < 100

@@ -138,7 +138,7 @@ class Base:
     rowids: np.ndarray
     chunk_ids: list[str]
     masks: GroupMasks
-    vectors: np.ndarray  # float32, memory-mapped once saved
+    vectors: np.ndarray  # float32; memory-mapped when an ANN graph does the searching
     bm25: Any  # bm25s.BM25, or None when there are no rows
     avgdl: float
     ann: Any = None  # a faiss HNSW index over the same rows, above the store's size threshold
@@ -167,9 +167,19 @@ class Base:
         ef = min(2048, max(2 * k, int(ef_search * len(allowed) / readable)))
         params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)  # type: ignore[attr-defined]
         _, found = self.ann.search(vector[None, :].astype(np.float32), 2 * k, params=params)
-        candidates = np.sort(found[0][found[0] >= 0])  # ascending: the memory-mapped reads go forward
-        scores = np.asarray(self.vectors[candidates]) @ vector
+        candidates = np.sort(found[0][found[0] >= 0])
+        scores = self._rows(candidates) @ vector
         return [(int(candidates[i]), float(scores[i])) for i in best(scores, k)]
+
+    def _rows(self, positions: np.ndarray) -> np.ndarray:
+        """A few rows of the vectors. From a memory map they are read with pread: touching the map
+        would fault in 64 KB around each row, and a few thousand searches would map the whole file."""
+        if not isinstance(self.vectors, np.memmap) or self.vectors.filename is None:
+            return np.asarray(self.vectors[positions])
+        size = self.vectors.shape[1] * 4
+        with open(self.vectors.filename, "rb") as file:
+            raw = [os.pread(file.fileno(), size, self.vectors.offset + int(p) * size) for p in positions]
+        return np.frombuffer(b"".join(raw), dtype=np.float32).reshape(len(positions), -1)
 
     def bm25_hits(self, tokens: list[str], k: int, allowed: np.ndarray) -> Hits:
         if self.bm25 is None or k <= 0:
@@ -249,20 +259,23 @@ def save_base(base: Base, folder: Path) -> None:
 
 
 def load_base(folder: Path) -> Base | None:
-    """A saved base with its vectors memory-mapped, or None if it is incomplete or unreadable."""
+    """A saved base, or None if it is incomplete or unreadable. With an ANN graph the vectors stay
+    on disk (memory-mapped; searches read the few rows they rescore); without one, exact search
+    reads them all, so they are loaded."""
     import bm25s
 
     if not (folder / "complete").exists():
         return None
     try:
         info = json.loads((folder / "base.json").read_text())
-        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        has_ann = (folder / "ann.faiss").exists()
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r" if has_ann else None)
         rowids = np.load(folder / "rowids.npy")
         chunk_ids = json.loads((folder / "chunk_ids.json").read_text())
         positions = json.loads((folder / "groups.json").read_text())
         bm25 = bm25s.BM25.load(str(folder / "bm25")) if (folder / "bm25").exists() else None
         ann = None
-        if (folder / "ann.faiss").exists():
+        if has_ann:
             import faiss
 
             ann = faiss.read_index(str(folder / "ann.faiss"))

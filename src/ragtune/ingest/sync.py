@@ -1,13 +1,18 @@
 """Bring the index in line with a source: add new, replace changed, delete vanished, skip unchanged.
 
 Documents are embedded and written in batches, each batch one atomic store write. A crash loses at
-most the batch in flight; the next sync sees those items as still changed and completes the work.
+most the batch in flight; the next sync sees those items as still changed and completes the work,
+so an interrupted ingest resumes by running it again. Files are parsed and chunked on a thread a
+few batches ahead of the embedder: parsing is Python, embedding is torch (which leaves the GIL), so
+the two overlap on two cores.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,10 +22,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ragtune.errors import IngestError
 from ragtune.index.embedder import Embedder, EmbeddingCache, embed_with_cache
 from ragtune.index.store import DocumentUpdate, Store
-from ragtune.ingest.sources import Failure, Source
+from ragtune.ingest.sources import Failure, Source, SourceItem
 from ragtune.types import Chunk, Document
 
 Chunker = Callable[[Document], list[Chunk]]
+Item = SourceItem | Failure
+
+
+@dataclass
+class Loaded:
+    """One item read and chunked, or why not: unchanged (nothing to do) or an error to report."""
+
+    document: Document | None = None
+    chunks: list[Chunk] = field(default_factory=list)
+    error: str = ""
 
 
 @dataclass
@@ -119,30 +134,20 @@ def sync_source(
             pending.clear()
             progress.update(embed_task, visible=False)
 
-        for item in items:
+        def load(item: Item) -> Loaded:
+            return _load(item, known, chunker)
+
+        for item, loaded in read_ahead(items, load, depth=2 * batch_documents):
             progress.advance(files_task)
             seen.add(item.source)  # a failed item is seen too: its previous version is kept, not pruned
-            if isinstance(item, Failure):
-                fail(item.source, item.error)
-                continue
-            if known.get(item.source) == item.content_hash:
+            if loaded.error:
+                fail(item.source, loaded.error)
+            elif loaded.document is None:
                 report.unchanged += 1
-                continue
-            try:
-                document = item.load()
-                document.content_hash = item.content_hash
-                chunks = chunker(document)
-                if not chunks:
-                    raise IngestError(f"{item.source}: no text to index")
-            except IngestError as exc:
-                fail(item.source, _strip_name(str(exc), item.source))
-                continue
-            except Exception as exc:  # one bad file never aborts the ingest: skip it, say why
-                fail(item.source, f"could not be read ({type(exc).__name__}: {str(exc)[:200]})")
-                continue
-            pending.append((document, chunks))
-            if len(pending) >= batch_documents:
-                flush()
+            else:
+                pending.append((loaded.document, loaded.chunks))
+                if len(pending) >= batch_documents:
+                    flush()
         flush()
 
     if prune:
@@ -154,6 +159,58 @@ def sync_source(
         store.refresh()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _load(item: Item, known: dict[str, str], chunker: Chunker) -> Loaded:
+    """Parse and chunk one item; never raises: one bad file must not abort the ingest."""
+    if isinstance(item, Failure):
+        return Loaded(error=item.error)
+    if known.get(item.source) == item.content_hash:
+        return Loaded()
+    try:
+        document = item.load()
+        document.content_hash = item.content_hash
+        chunks = chunker(document)
+        if not chunks:
+            raise IngestError(f"{item.source}: no text to index")
+    except IngestError as exc:
+        return Loaded(error=_strip_name(str(exc), item.source))
+    except Exception as exc:  # skip it and say why
+        return Loaded(error=f"could not be read ({type(exc).__name__}: {str(exc)[:200]})")
+    return Loaded(document, chunks)
+
+
+def read_ahead(
+    items: list[Item], load: Callable[[Item], Loaded], depth: int
+) -> Iterator[tuple[Item, Loaded]]:
+    """`load` every item on a thread, in order, at most `depth` items ahead of the consumer.
+
+    Bounded, so a folder larger than memory is never parsed whole before it is embedded; the thread
+    stops when the consumer does (an error in a store write, an interrupt).
+    """
+    ready: queue.Queue[tuple[Item, Loaded]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        for item in items:
+            loaded = load(item)
+            while not stop.is_set():
+                try:
+                    ready.put((item, loaded), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+
+    reader = threading.Thread(target=produce, name="ragtune-read-ahead", daemon=True)
+    reader.start()
+    try:
+        for _ in items:
+            yield ready.get()
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _strip_name(message: str, source: str) -> str:
