@@ -366,15 +366,8 @@ def _print_round(ws: Workspace, sync_round: SyncRound, as_json: bool) -> None:
         row = {"trigger": sync_round.trigger, "error": sync_round.error}
         print(json.dumps({**row, **(report.to_dict() if report else {})}), flush=True)
         return
-    stamp = time.strftime("%H:%M:%S")
-    if report is None:
-        out.print(f"{stamp} {sync_round.trigger} · [red]not synced[/red]: {sync_round.error}")
-        return
-    out.print(
-        f"{stamp} {sync_round.trigger} · added {report.added}, updated {report.updated}, "
-        f"deleted {report.deleted}, failed {len(report.failed)} · {report.seconds:.2f}s · "
-        f"index: {ws.stats()['documents']} documents"
-    )
+    index = f" · index: {ws.stats()['documents']} documents" if report is not None else ""
+    out.print(f"{time.strftime('%H:%M:%S')} {sync_round.summary()}{index}", markup=False, highlight=False)
 
 
 def _print_restricted(ws: Workspace, restricted: dict[str, list[str]]) -> None:

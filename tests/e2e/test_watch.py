@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from ragtune.errors import IngestError
-from ragtune.ingest.watch import watch_paths
+from ragtune.ingest.sync import IngestReport
+from ragtune.ingest.watch import SyncRound, watch_paths
 from tests.conftest import init_workspace, run_cli
 
 
@@ -142,3 +143,9 @@ def test_watching_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     rounds = watch_paths([tmp_path / "nope"], lambda: pytest.fail("nothing to sync"))
     with pytest.raises(IngestError, match="no such file or folder to watch"):
         next(rounds)
+
+
+def test_a_round_reads_the_same_in_the_cli_and_the_server_log() -> None:
+    done = SyncRound("docs/a.md changed", report=IngestReport(updated=1, seconds=0.25))
+    assert done.summary() == "docs/a.md changed · added 0, updated 1, deleted 0, failed 0 · 0.25s"
+    assert SyncRound("every 10s", error="index busy").summary() == "every 10s · not synced: index busy"

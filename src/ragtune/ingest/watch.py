@@ -26,6 +26,16 @@ class SyncRound:
     report: IngestReport | None = None
     error: str | None = None
 
+    def summary(self) -> str:
+        """One log line, the same from `ingest --watch` and from a server that keeps folders in sync."""
+        report = self.report
+        if report is None:
+            return f"{self.trigger} · not synced: {self.error}"
+        return (
+            f"{self.trigger} · added {report.added}, updated {report.updated}, deleted {report.deleted}, "
+            f"failed {len(report.failed)} · {report.seconds:.2f}s"
+        )
+
 
 def _round(trigger: str, sync: Callable[[], IngestReport]) -> SyncRound:
     try:

@@ -85,12 +85,7 @@ def _keep_in_sync(ws: Workspace, stop: threading.Event, console: Console) -> Non
     try:
         for sync_round in rounds:
             report = sync_round.report
-            if report is None:
-                console.print(f"[red]{sync_round.trigger}: not synced: {sync_round.error}[/red]")
-            elif report.changed or report.failed:
-                console.print(
-                    f"{sync_round.trigger}: added {report.added}, updated {report.updated}, "
-                    f"deleted {report.deleted}, failed {len(report.failed)} ({report.seconds:.2f}s)"
-                )
+            if report is None or report.changed or report.failed:  # a no-op round is not news
+                console.print(sync_round.summary(), markup=False, highlight=False)
     except IngestError as exc:
         console.print(f"[red]ingest.watch: {exc}; nothing is watched[/red]")
