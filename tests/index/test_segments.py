@@ -143,3 +143,20 @@ def test_hnsw_search_reads_only_readable_chunks_and_finds_the_exact_top_k(
         found = {int(c.text[1:].split("-")[0]) * 10 + int(c.text.split("-")[1]) for c in chunks}
         recalls.append(len(found & set(np.argsort(-scores)[:10].tolist())) / 10)
     assert np.mean(recalls) >= 0.9
+
+
+def test_a_reader_takes_the_base_another_process_saved_instead_of_building_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(6)
+    reader = _store(tmp_path / "index")
+    _forty_documents(reader, rng)
+    writer = _store(tmp_path / "index")
+    writer.write([_update(f"n{i}.md", [f"bulk upload {i}"], _unit(rng, 1)) for i in range(100)])
+    writer.refresh()  # an ingest's own refresh: more new rows than the base holds, so a new base
+
+    def no_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the reader built a base of its own")
+
+    monkeypatch.setattr("ragtune.index.local_store.build_base", no_build)
+    assert len(reader.search_bm25("bulk upload", 200, Access())) == 100

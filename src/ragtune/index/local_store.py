@@ -217,26 +217,43 @@ class LocalStore:
     def _updated(self, snapshot: Snapshot | None) -> Snapshot:
         """The snapshot caught up to the latest generation: new rows appended, deleted ones masked.
 
-        A small index, a missing base, or more new rows than the base holds get a new base instead.
+        When this one cannot be caught up (too many new rows, or its tombstones are gone), the newest
+        saved base is tried (a CLI ingest beside a server saves one); failing both, a new base.
         """
         self.db.execute("BEGIN")  # one read transaction: the generation and the rows it stamps agree
         try:
             generation = self.generation
-            if snapshot is None or snapshot.base.generation < self._meta_int("removed_through"):
-                base = load_base(self.directory / "snapshots" / str(self._newest_saved_base()))
-                snapshot = Snapshot.of(base) if base is not None and base.generation <= generation else None
-            if snapshot is not None and snapshot.generation == generation:
-                return snapshot  # a saved base of the latest generation: nothing to catch up
-            if snapshot is not None:
-                query = "SELECT COUNT(*) FROM chunks WHERE id > ?"
-                (new,) = self.db.execute(query, (snapshot.last_rowid,)).fetchone()
-                small = snapshot.rows + new <= self.rebuild_below
-                if not small and len(snapshot.delta) + new <= len(snapshot.base):
-                    return self._caught_up(snapshot, generation)
+            if snapshot is not None and snapshot.base.generation < self._meta_int("removed_through"):
+                snapshot = None
+            found = self._cheaply_caught_up(snapshot, generation) or self._cheaply_caught_up(
+                self._saved(generation, not_before=snapshot), generation
+            )
+            if found is not None:
+                return found
             rows = self._rows(0)
         finally:
             self.db.execute("COMMIT")
         return Snapshot.of(self._new_base(rows, generation))
+
+    def _cheaply_caught_up(self, snapshot: Snapshot | None, generation: int) -> Snapshot | None:
+        """`snapshot` caught up, unless the index is small enough to rebuild or the delta would
+        outgrow the base (then a rebuild is cheaper than searching the delta)."""
+        if snapshot is None or snapshot.generation == generation:
+            return snapshot
+        query = "SELECT COUNT(*) FROM chunks WHERE id > ?"
+        (new,) = self.db.execute(query, (snapshot.last_rowid,)).fetchone()
+        small = snapshot.rows + new <= self.rebuild_below
+        if small or len(snapshot.delta) + new > len(snapshot.base):
+            return None
+        return self._caught_up(snapshot, generation)
+
+    def _saved(self, generation: int, not_before: Snapshot | None) -> Snapshot | None:
+        """The newest saved base, if it is newer than `not_before`'s and not past `generation`."""
+        newest = self._newest_saved_base()
+        if not_before is not None and newest <= not_before.base.generation:
+            return None
+        base = load_base(self.directory / "snapshots" / str(newest))
+        return Snapshot.of(base) if base is not None and base.generation <= generation else None
 
     def _caught_up(self, snapshot: Snapshot, generation: int) -> Snapshot:
         """Inside a read transaction: `snapshot` with the rows written and deleted after it."""
@@ -288,9 +305,12 @@ class LocalStore:
             with self._refresh_lock:
                 self.db.execute("BEGIN")
                 try:
-                    self._snapshot = self._caught_up(Snapshot.of(base), self.generation)
+                    if base.generation >= self._meta_int("removed_through"):  # else: its tombstones are gone
+                        self._snapshot = self._caught_up(Snapshot.of(base), self.generation)
                 finally:
                     self.db.execute("COMMIT")
+        except (sqlite3.Error, OSError, StoreError):
+            pass  # the store closed, or the disk failed: searches keep the delta; the next refresh retries
         finally:
             self._rebuilding = None
 
