@@ -281,11 +281,10 @@ class LocalStore:
 
     def _new_base(self, rows: Rows, generation: int) -> Base:
         """Build, save and reopen a base (reopened, its vectors are memory-mapped, not held twice)."""
-        (last,) = self.db.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'chunks'"
-        ).fetchone()
-        base = build_base(rows, generation, max(int(last), int(rows.rowids[-1]) if len(rows) else 0),
-                          self._stemmer, self.ann_min_chunks)  # fmt: skip
+        # The newest row id *read*: rows written since have larger ids and reach the next delta. (The
+        # id sequence, read after the read transaction, could already count rows this base lacks.)
+        last_rowid = int(rows.rowids[-1]) if len(rows) else 0
+        base = build_base(rows, generation, last_rowid, self._stemmer, self.ann_min_chunks)
         folder = self.directory / "snapshots" / str(generation)
         save_base(base, folder)
         for old in folder.parent.iterdir():
