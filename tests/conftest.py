@@ -8,7 +8,8 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,30 @@ def hr_cli_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=ws,
     )
     return ws
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus standalone server (PyPI `milvus` 2.3.5) on loopback, started once per session;
+    RAGTUNE_TEST_MILVUS_URI runs the tests against a server already running (one of yours, a cluster)."""
+    from ragtune.index.milvus_server import LocalMilvus
+
+    if os.environ.get("RAGTUNE_TEST_MILVUS_URI"):
+        yield os.environ["RAGTUNE_TEST_MILVUS_URI"]
+        return
+    with LocalMilvus(tmp_path_factory.mktemp("milvus")) as uri:
+        yield uri
+
+
+@pytest.fixture
+def milvus_collection(milvus_uri: str) -> Iterator[str]:
+    """A fresh collection-name prefix for one test; every collection under it is dropped afterwards."""
+    from pymilvus import MilvusClient
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    client = MilvusClient(uri=milvus_uri)
+    for collection in client.list_collections():
+        if collection.startswith(name):
+            client.drop_collection(collection)
+    client.close()

@@ -14,7 +14,7 @@ import pytest
 from ragtune.index import segments
 from ragtune.index.local_store import LocalStore
 from ragtune.index.store import Access
-from tests.index.test_local_store import _unit, _update
+from tests.index.test_stores import _unit, _update
 
 DIM = 8
 

@@ -148,6 +148,8 @@ class Base:
 
     def dense(self, vector: np.ndarray, k: int, allowed: np.ndarray, ef_search: int) -> Hits:
         readable = int(allowed.sum())
+        if readable == 0:
+            return []
         if self.ann is None or readable < EXACT_BELOW:
             found = exact_dense(self.vectors, vector, k, allowed)
         else:

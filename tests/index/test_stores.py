@@ -1,8 +1,15 @@
-"""Store logic with hand-made vectors (fast); the real embedder is exercised in tests/ingest."""
+"""The backend contract: every Store behaves the same, with hand-made vectors (fast).
+
+Each test runs on the embedded index rebuilt per write, on the embedded index searching an HNSW base
+plus a delta (as a large one does), and on a real Milvus server started for the session. The real
+embedder is exercised in tests/ingest.
+"""
 
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +18,12 @@ import pytest
 from ragtune.errors import StoreError
 from ragtune.index import segments
 from ragtune.index.local_store import LocalStore
-from ragtune.index.store import Access, DocumentUpdate
+from ragtune.index.milvus_store import MilvusStore
+from ragtune.index.store import Access, DocumentUpdate, Store
 from ragtune.types import Chunk, Document, Section
 
 DIM = 8
+OpenStore = Callable[..., Store]  # (folder, model="test-model") -> a store of the backend under test
 
 
 def _update(
@@ -36,17 +45,31 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.fixture(params=["rebuilt", "incremental"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalStore:
-    """Every test runs twice: on an index small enough to rebuild per write (the default below 20k
-    chunks), and on one that searches an HNSW base plus the delta written since, as a large one does."""
-    if request.param == "rebuilt":
-        return LocalStore(tmp_path / "index", dim=DIM, model="test-model")
+@pytest.fixture(params=["local", "local-incremental", "milvus"])
+def open_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> OpenStore:
+    """How to open a store of each backend: the embedded index small enough to rebuild per write (the
+    default below 20k chunks), the embedded index as a large one runs (HNSW base + delta), Milvus."""
+    if request.param == "milvus":
+        uri, collection = request.getfixturevalue("milvus_uri"), request.getfixturevalue("milvus_collection")
+
+        def milvus(folder: Path, model: str = "test-model") -> Store:
+            return MilvusStore(folder, dim=DIM, model=model, uri=uri, collection=collection, rebuild_below=0)
+
+        return milvus
+    if request.param == "local":
+        return lambda folder, model="test-model": LocalStore(folder, dim=DIM, model=model)
     monkeypatch.setattr(segments, "EXACT_BELOW", 0)
-    return LocalStore(tmp_path / "index", dim=DIM, model="test-model", ann_min_chunks=1, rebuild_below=0)
+    return lambda folder, model="test-model": LocalStore(
+        folder, dim=DIM, model=model, ann_min_chunks=1, rebuild_below=0
+    )
 
 
-def test_acl_filter_applies_before_top_k(store: LocalStore) -> None:
+@pytest.fixture
+def store(open_store: OpenStore, tmp_path: Path) -> Store:
+    return open_store(tmp_path / "index")
+
+
+def test_acl_filter_applies_before_top_k(store: Store) -> None:
     rng = np.random.default_rng(0)
     query = _unit(rng, 1)[0]
     near = np.tile(query, (20, 1)) + 0.01 * rng.standard_normal((20, DIM))
@@ -66,7 +89,7 @@ def test_acl_filter_applies_before_top_k(store: LocalStore) -> None:
     assert all(c.groups == ["hr"] for c in store.chunks([i for i, _ in hr])), "the most similar are hr chunks"
 
 
-def test_dense_search_is_exact(store: LocalStore) -> None:
+def test_dense_search_is_exact(store: Store) -> None:
     rng = np.random.default_rng(1)
     vectors = _unit(rng, 50)
     store.write([_update("a.md", [f"t{i}" for i in range(50)], vectors)])
@@ -77,7 +100,7 @@ def test_dense_search_is_exact(store: LocalStore) -> None:
     assert found[0][1] == pytest.approx(float(vectors[expected[0]] @ query), abs=1e-5)
 
 
-def test_replacing_a_document_replaces_its_chunks(store: LocalStore) -> None:
+def test_replacing_a_document_replaces_its_chunks(store: Store) -> None:
     rng = np.random.default_rng(2)
     store.write([_update("a.md", ["old words here", "more old words"], _unit(rng, 2))])
     store.write([_update("a.md", ["fresh text"], _unit(rng, 1))])
@@ -87,7 +110,7 @@ def test_replacing_a_document_replaces_its_chunks(store: LocalStore) -> None:
     assert len(store.search_bm25("fresh", 5, Access())) == 1
 
 
-def test_deleting_by_source_removes_document_and_chunks(store: LocalStore) -> None:
+def test_deleting_by_source_removes_document_and_chunks(store: Store) -> None:
     rng = np.random.default_rng(3)
     store.write([_update("a.md", ["alpha"], _unit(rng, 1)), _update("b.md", ["beta"], _unit(rng, 1))])
     store.write([], [("o", "a.md")])
@@ -95,8 +118,9 @@ def test_deleting_by_source_removes_document_and_chunks(store: LocalStore) -> No
     assert store.search_bm25("alpha", 5, Access()) == []
 
 
-def test_missing_or_stale_snapshot_is_rebuilt_from_sqlite(tmp_path: Path, store: LocalStore) -> None:
+def test_missing_or_stale_snapshot_is_rebuilt_from_sqlite(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
+    store = LocalStore(tmp_path / "index", dim=DIM, model="test-model")
     store.write([_update("a.md", ["alpha beta"], _unit(rng, 1))])
     store.refresh()
     store.close()
@@ -108,7 +132,7 @@ def test_missing_or_stale_snapshot_is_rebuilt_from_sqlite(tmp_path: Path, store:
     assert len(reopened.search_bm25("gamma", 5, Access())) == 1, "a reader sees the latest committed write"
 
 
-def test_metadata_filters(store: LocalStore) -> None:
+def test_metadata_filters(store: Store) -> None:
     rng = np.random.default_rng(5)
     a = _update("a.md", ["leave policy"], _unit(rng, 1))
     a.document.meta = {"team": "people"}
@@ -121,18 +145,18 @@ def test_metadata_filters(store: LocalStore) -> None:
     assert [c.source for c in store.chunks([i for i, _ in hits])] == ["b.md"]
 
 
-def test_a_different_embedder_is_refused(tmp_path: Path, store: LocalStore) -> None:
+def test_a_different_embedder_is_refused(tmp_path: Path, store: Store, open_store: OpenStore) -> None:
     store.close()
     with pytest.raises(StoreError, match="built with embedder 'test-model'"):
-        LocalStore(tmp_path / "index", dim=DIM, model="another-model")
+        open_store(tmp_path / "index", model="another-model")
 
 
-def test_empty_index_returns_nothing(store: LocalStore) -> None:
+def test_empty_index_returns_nothing(store: Store) -> None:
     assert store.search_dense(np.ones(DIM, np.float32), 5, Access()) == []
     assert store.search_bm25("anything", 5, Access()) == []
 
 
-def test_copy_is_a_consistent_index_of_its_own(store: LocalStore, tmp_path: Path) -> None:
+def test_copy_is_a_consistent_index_of_its_own(store: Store, tmp_path: Path, open_store: OpenStore) -> None:
     rng = np.random.default_rng(3)
     vectors = _unit(rng, 3)
     store.write(
@@ -146,10 +170,33 @@ def test_copy_is_a_consistent_index_of_its_own(store: LocalStore, tmp_path: Path
     store.copy_to(tmp_path / "copy")
     store.write([], delete_sources=[("o", "leave.md")])  # the original moves on; the copy must not
 
-    copy = LocalStore(tmp_path / "copy", dim=DIM, model="test-model")
+    copy = open_store(tmp_path / "copy")
     assert (copy.stats()["documents"], copy.stats()["chunks"]) == (2, 4)
     assert store.stats()["documents"] == 1
     top = copy.search_dense(vectors[1], 1, Access())
     assert copy.chunks([top[0][0]])[0].text == "carry over 5 days"
     assert copy.search_bm25("pay band", 5, Access()) == [], "access still applies in the copy"
     assert len(copy.search_bm25("pay band", 5, Access.of(["hr"]))) == 1
+
+
+def test_a_second_store_on_the_index_sees_another_ones_writes(
+    store: Store, open_store: OpenStore, tmp_path: Path
+) -> None:
+    """Ingest in one process and serve in another: the reader catches up without reopening."""
+    rng = np.random.default_rng(6)
+    store.write([_update("a.md", ["alpha"], _unit(rng, 1))])
+    reader = open_store(tmp_path / "index")
+    assert [c.source for c in reader.chunks([i for i, _ in reader.search_bm25("alpha", 5, Access())])] == [
+        "a.md"
+    ]
+    vector = _unit(rng, 1)
+    store.write([_update("b.md", ["gamma delta"], vector)], delete_sources=[("o", "a.md")])
+    deadline = time.monotonic() + 10  # Milvus: the reader polls for new generations every second
+    while reader.search_bm25("alpha", 5, Access()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert reader.search_bm25("alpha", 5, Access()) == []
+    assert [c.source for c in reader.chunks([i for i, _ in reader.search_bm25("gamma", 5, Access())])] == [
+        "b.md"
+    ]
+    assert [c.source for c in reader.chunks([reader.search_dense(vector[0], 1, Access())[0][0]])] == ["b.md"]
+    assert reader.document_hashes("o") == {"b.md": "b.md"}
