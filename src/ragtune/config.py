@@ -59,6 +59,20 @@ class IngestConfig(_Section):
 
 
 class IndexConfig(_Section):
+    backend: Literal["local", "milvus"] = Field(
+        "local",
+        description="local: files in .ragtune/ (no server); milvus: a Milvus server or cluster at `uri`.",
+    )
+    uri: str = Field("http://127.0.0.1:19530", description="milvus: the server's address.")
+    token_env: str = Field(
+        "RAGTUNE_MILVUS_TOKEN",
+        description="milvus: the environment variable holding credentials ('user:password' or an API key).",
+    )
+    collection: str = Field(
+        "ragtune",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
+        description="milvus: the name the index's collections start with (`<collection>_chunks`, ...).",
+    )
     ann_min_chunks: int = Field(
         200_000,
         ge=1,
@@ -305,8 +319,11 @@ max_file_mb = 50
 exclude = ["*.sqlite", "*.sqlite3", "*.db", "*~", "*.tmp"]
 
 [index]
-ann_min_chunks = 200000 # from this many chunks dense search is HNSW (recall@10 ~0.98), exact below
+backend = "local"       # local (files in .ragtune/) | milvus (a server or cluster; see README)
+ann_min_chunks = 200000 # local: from this many chunks dense search is HNSW (recall@10 ~0.98), exact below
 ef_search = 128
+# uri = "http://127.0.0.1:19530"   # milvus: credentials come from $RAGTUNE_MILVUS_TOKEN (token_env)
+# collection = "ragtune"
 
 [retrieval]
 mode = "hybrid"         # hybrid | dense | bm25

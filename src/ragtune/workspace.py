@@ -112,12 +112,24 @@ class Workspace:
 
     @cached_property
     def store(self) -> Store:
+        cfg = self.config.index
+        if cfg.backend == "milvus":
+            from ragtune.index.milvus_store import MilvusStore
+
+            return MilvusStore(
+                self.layout.active_index(),
+                dim=self.embedder.dim,
+                model=self.embedder.name,
+                uri=cfg.uri,
+                token=os.environ.get(cfg.token_env, ""),
+                collection=cfg.collection,
+            )
         return LocalStore(
             self.layout.active_index(),
             dim=self.embedder.dim,
             model=self.embedder.name,
-            ann_min_chunks=self.config.index.ann_min_chunks,
-            ef_search=self.config.index.ef_search,
+            ann_min_chunks=cfg.ann_min_chunks,
+            ef_search=cfg.ef_search,
         )
 
     def training_access(self) -> Access:

@@ -462,6 +462,10 @@ class LocalStore:
             target.close()
         return len(rows)
 
+    def drop(self) -> None:
+        self.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
     def close(self) -> None:
         self._connections.close()
 

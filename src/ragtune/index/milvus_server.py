@@ -108,3 +108,24 @@ def _tail(path: Path, size: int = 65_536) -> str:
             return file.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def main() -> None:
+    """`python -m ragtune.index.milvus_server [--data DIR] [--port 19530]`: a server until Ctrl-C."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data", type=Path, default=Path(".milvus"), help="where the server keeps its data")
+    parser.add_argument("--port", type=int, default=19530)
+    args = parser.parse_args()
+    with LocalMilvus(args.data, port=args.port) as uri:
+        print(f"Milvus is serving at {uri} (data in {args.data}); Ctrl-C stops it", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

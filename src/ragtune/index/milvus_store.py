@@ -14,9 +14,9 @@ writer at a time per collection (ragtune's ingest lock gives that on one machine
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
-import os
 import re
 import shutil
 import threading
@@ -564,10 +564,12 @@ class MilvusStore:
         """Delete this index for good: its collections and its folder (scratch copies)."""
         for kind in ("chunks", "documents", "removed", "meta"):
             self.client.drop_collection(self._collection(kind))
+        self.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def close(self) -> None:
-        self.client.close()
+        with contextlib.suppress(Exception):  # closing twice (drop, then the workspace) is fine
+            self.client.close()
 
 
 def _collection_name(directory: Path, default: str) -> str:
@@ -642,8 +644,3 @@ def _by_source(document: StoredDocument) -> str:
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def token_from_env(variable: str) -> str:
-    """Credentials ("user:password" or an API key) from the environment, never from ragtune.toml."""
-    return os.environ.get(variable, "")

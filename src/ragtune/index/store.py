@@ -1,4 +1,5 @@
-"""The seam between retrieval and whatever holds the index (embedded files now, a clustered engine later).
+"""The seam between retrieval and whatever holds the index: embedded files (local_store.py) or a
+Milvus server or cluster (milvus_store.py); tests/index/test_stores.py holds both to one contract.
 
 A Store must push the access filter down into its searches: a hit the caller may not read must
 never be a candidate, so that top-k is always filled with readable chunks.
@@ -92,6 +93,10 @@ class Store(Protocol):
 
     def reembed_copy(self, target: Path, embedder: SentenceTransformerEmbedder, cache: EmbeddingCache) -> int:
         """Copy the index to `target` with every vector from `embedder`, ready to search; the chunk count."""
+        ...
+
+    def drop(self) -> None:
+        """Close this index and delete it for good (a scratch copy); its folder goes too."""
         ...
 
     def close(self) -> None: ...

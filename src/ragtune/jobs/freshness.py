@@ -11,6 +11,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,18 @@ def _scratch_copy(ws: Workspace, target: Path) -> None:
                     (copy.state / models.name / model.name).symlink_to(model.resolve())
 
 
+@contextmanager
+def _scratch(ws: Workspace, temp: Path) -> Iterator[Workspace]:
+    """A scratch copy of the workspace, its index dropped afterwards (a Milvus copy outlives folders)."""
+    _scratch_copy(ws, temp / "ws")
+    scratch = Workspace.open(temp / "ws")
+    try:
+        yield scratch
+    finally:
+        scratch.store.drop()
+        scratch.close()
+
+
 def probe_freshness(
     ws: Workspace,
     edit_path: Path,
@@ -66,10 +80,10 @@ def probe_freshness(
     if edit["old"] not in text:
         raise EvalError(f"{edit_path}: the old text {edit['old']!r} is not in {original}")
 
-    with tempfile.TemporaryDirectory(prefix="ragtune-freshness-") as temp:
-        scratch_root = Path(temp) / "ws"
-        _scratch_copy(ws, scratch_root)
-        scratch = Workspace.open(scratch_root)
+    with (
+        tempfile.TemporaryDirectory(prefix="ragtune-freshness-") as temp,
+        _scratch(ws, Path(temp)) as scratch,
+    ):
         caller = document.groups
         before = {
             s: scratch.ask(edit["question"], strategy=s, groups=caller) for s in strategies
@@ -115,7 +129,6 @@ def probe_freshness(
             results[strategy] = row
         if retrain and "finetuned" in adapters:
             results["finetuned"].update(_retrain(scratch, edit, caller, console))
-        scratch.close()
     return {"edit": edit, "sync_seconds": round(sync_seconds, 2), "strategies": results}
 
 
