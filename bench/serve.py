@@ -1,6 +1,11 @@
 """Load on a real `ragtune serve` over loopback: requests/s and p50/p95 per endpoint, errors, memory.
 
     python bench/serve.py [--clients 8] [--seconds 20] [--chat-clients 3] [--chat-seconds 30]
+    python bench/serve.py --backend milvus [--milvus-uri URI]
+
+With --backend milvus the served index is held by a real Milvus 2.3 server (started on loopback unless
+--milvus-uri names one), and a server on the local backend over the same documents is hammered too,
+as the baseline of the same run.
 
 The server indexes examples/hr in a scratch workspace. Clients are asyncio + httpx in this process,
 bounded in count and time. Baseline in the same run: the same searches through the Python API
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -21,6 +27,8 @@ from pathlib import Path
 import httpx
 import psutil
 from _common import QUERIES, cli, percentiles, print_table, start_server, stop_server
+
+from ragtune.index.milvus_server import LocalMilvus
 
 HR = Path(__file__).resolve().parents[1] / "examples" / "hr"
 
@@ -76,12 +84,53 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--chat-clients", type=int, default=3)
     parser.add_argument("--chat-seconds", type=float, default=30)
+    parser.add_argument("--backend", choices=["local", "milvus"], default="local")
+    parser.add_argument("--milvus-uri", default=None, help="a running Milvus (default: start one here)")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        baseline: list[tuple[str, ...]] = []
+        index: dict[str, object] = {}
+        if args.backend == "milvus":
+            baseline = [search_row("POST /v1/search, local backend (baseline)", *workspace({}), args)]
+            uri = args.milvus_uri or stack.enter_context(LocalMilvus(Path(tempfile.mkdtemp())))
+            index = {"backend": "milvus", "uri": uri, "collection": f"bench_serve_{int(time.time())}"}
+        run(args, index, baseline)
 
+
+def workspace(index: dict[str, object]) -> tuple[Path, str]:
+    """A scratch workspace on examples/hr with `[index]` settings, and the key of a user in group hr."""
     ws = Path(tempfile.mkdtemp(prefix="ragtune-bench-serve-")) / "ws"
     subprocess.run([sys.executable, "-m", "ragtune.cli", "init", str(ws)], check=True, capture_output=True)
+    if index:
+        from ragtune.config import CONFIG_FILE, update_config
+
+        update_config(ws / CONFIG_FILE, "index", index)
     cli(ws, "ingest", str(HR / "docs"))
-    key = cli(ws, "users", "add", "bench", "--groups", "hr").strip().splitlines()[-1]
+    return ws, cli(ws, "users", "add", "bench", "--groups", "hr").strip().splitlines()[-1]
+
+
+def search_row(label: str, ws: Path, key: str, args: argparse.Namespace) -> tuple[str, ...]:
+    server, url = start_server(ws)
+    try:
+        result = asyncio.run(
+            hammer(url, key, args.clients, args.seconds, {"path": "/v1/search", "query": "", "k": 10})
+        )
+    finally:
+        stop_server(server)
+    errors = str(sum(n for status, n in result["other"].items() if status != 429))
+    return (
+        label,
+        str(args.clients),
+        result["rps"],
+        result["p50"],
+        result["p95"],
+        errors,
+        str(result["other"].get(429, 0)),
+    )
+
+
+def run(args: argparse.Namespace, index: dict[str, object], baseline: list[tuple[str, ...]]) -> None:
+    ws, key = workspace(index)
 
     from ragtune.workspace import Workspace
 
@@ -130,8 +179,9 @@ def main() -> None:
 
     rows = [
         ("search, in-process API (baseline)", "1", direct_rps, direct_p50, direct_p95, "0", "0"),
+        *baseline,
         (
-            "POST /v1/search",
+            f"POST /v1/search ({args.backend} backend)",
             str(args.clients),
             search["rps"],
             search["p50"],
@@ -164,6 +214,8 @@ def main() -> None:
         rows,
     )
     print(f"server memory: {start_mb:.0f} MB at start, {end_mb:.0f} MB at end")
+    if index:  # the collections of a Milvus-held index outlive the scratch folder
+        Workspace.open(ws).store.drop()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "index.rerank",
             "index.segments",
             "index.local_store",
+            "index.milvus_store",
+            "index.milvus_server",
         ),
     ),
     ("sync", ("ingest.sync", "ingest.uploads", "ingest.watch")),

@@ -34,6 +34,7 @@ from ragtune.errors import ConfigError, IngestBusyError, RagtuneError, UploadErr
 from ragtune.generate import GenerationParams, Generator, Message, load_generator, params_from
 from ragtune.index.embedder import BatchingEmbedder, EmbeddingCache, SentenceTransformerEmbedder
 from ragtune.index.local_store import LocalStore
+from ragtune.index.milvus_store import MilvusStore
 from ragtune.index.rerank import CrossEncoderReranker
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Store, StoredDocument
@@ -114,8 +115,6 @@ class Workspace:
     def store(self) -> Store:
         cfg = self.config.index
         if cfg.backend == "milvus":
-            from ragtune.index.milvus_store import MilvusStore
-
             return MilvusStore(
                 self.layout.active_index(),
                 dim=self.embedder.dim,
