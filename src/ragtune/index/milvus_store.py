@@ -30,7 +30,17 @@ import numpy as np
 
 from ragtune.errors import StoreError
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder, embed_with_cache
-from ragtune.index.segments import Base, Rows, Snapshot, build_base, merged, query_tokens, stemmer
+from ragtune.index.segments import (
+    Base,
+    Rows,
+    Snapshot,
+    build_base,
+    load_base,
+    merged,
+    query_tokens,
+    save_base,
+    stemmer,
+)
 from ragtune.index.store import Access, DocumentUpdate, StoredDocument
 from ragtune.types import Chunk, document_id, index_text
 
@@ -95,6 +105,7 @@ class MilvusStore:
         self.poll_seconds = poll_seconds
         self._credentials = token
         self._strong_until = 0.0
+        self._pruned = 0.0
         self.name = _collection_name(directory, collection)
         try:
             self.client = MilvusClient(uri=uri, token=token, timeout=timeout)
@@ -266,7 +277,9 @@ class MilvusStore:
                 self._set_meta({"generation": str(generation)})
                 self._checked = 0.0  # this process's next search catches up at once
                 self._strong_until = time.monotonic() + 1.0
-                self._forget_removed_before(time.time() - 3600)
+                if time.monotonic() - self._pruned > 600:  # a strong read: not on every write
+                    self._forget_removed_before(time.time() - 3600)
+                    self._pruned = time.monotonic()
             except MilvusException as exc:
                 raise StoreError(f"Milvus at {self.uri}: write failed ({exc.message}); sync again") from exc
 
@@ -326,8 +339,10 @@ class MilvusStore:
             snapshot = self._snapshot
             if snapshot is not None and snapshot.generation >= generation:
                 return
-            stale = snapshot is not None and snapshot.generation < int(meta.get("removed_through", 0))
-            if snapshot is None or stale or snapshot.rows <= self.rebuild_below:
+            removed_through = int(meta.get("removed_through", 0))
+            if snapshot is None or snapshot.generation < removed_through:
+                snapshot = self._saved_snapshot(generation, removed_through)
+            if snapshot is None or snapshot.rows <= self.rebuild_below:
                 self._snapshot = Snapshot.of(self._new_base(generation))
             else:
                 self._snapshot = self._caught_up(snapshot, generation)
@@ -360,9 +375,27 @@ class MilvusStore:
         )
 
     def _new_base(self, generation: int) -> Base:
+        """BM25 over every chunk text in the engine, saved in the index folder so that the next
+        process opens it and reads only what changed since (at 100k chunks: 20 s to read and build)."""
         rows = self._rows(0)
         last = int(rows.rowids[-1]) if len(rows) else 0
-        return build_base(rows, generation, last, self._stemmer, ann_min_chunks=2**62)
+        base = build_base(rows, generation, last, self._stemmer, ann_min_chunks=2**62)
+        folder = self.directory / "bm25" / str(generation)
+        with contextlib.suppress(OSError):  # a read-only folder only costs the next process a rebuild
+            save_base(base, folder)
+            for old in folder.parent.iterdir():
+                if old.name != folder.name:
+                    shutil.rmtree(old, ignore_errors=True)
+        return base
+
+    def _saved_snapshot(self, generation: int, removed_through: int) -> Snapshot | None:
+        """The BM25 base saved by this folder's last process, if the tombstones since it are all kept."""
+        folder = self.directory / "bm25"
+        saved = sorted((int(p.name) for p in folder.glob("[0-9]*")), reverse=True) if folder.is_dir() else []
+        base = load_base(folder / str(saved[0])) if saved else None
+        if base is None or not removed_through <= base.generation <= generation:
+            return None
+        return Snapshot.of(base)
 
     def _caught_up(self, snapshot: Snapshot, generation: int) -> Snapshot:
         removed = self._query_all("removed", f"generation > {snapshot.generation}", ["rowid"], strong=True)
