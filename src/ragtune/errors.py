@@ -33,6 +33,10 @@ class StoreError(RagtuneError):
     """The on-disk index is missing or unusable."""
 
 
+class StoreUnavailableError(StoreError):
+    """The index server (Milvus) did not answer or refused a request; the server answers 503."""
+
+
 class EvalError(RagtuneError):
     """An evaluation input (BEIR folder, question set) is malformed."""
 

@@ -235,3 +235,10 @@ def test_a_milvus_store_opens_the_saved_bm25_base_and_reads_only_what_changed(
     assert second.search_bm25("alpha", 5, Access()) == [], "a tombstone written after the base masks it"
     hits = second.search_bm25("gamma beta", 5, Access())
     assert sorted(c.source for c in second.chunks([i for i, _ in hits])) == ["b.md", "c.md"]
+
+
+def test_an_unreachable_milvus_is_a_clear_error(tmp_path: Path) -> None:
+    from ragtune.index.milvus_server import free_port
+
+    with pytest.raises(StoreError, match=r"Milvus at http://127\.0\.0\.1"):
+        MilvusStore(tmp_path / "index", dim=DIM, model="m", uri=f"http://127.0.0.1:{free_port()}", timeout=2)

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import json
 import re
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from ragtune.errors import StoreError
+from ragtune.errors import StoreError, StoreUnavailableError
 from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder, embed_with_cache
 from ragtune.index.segments import (
     Base,
@@ -47,12 +48,15 @@ from ragtune.types import Chunk, document_id, index_text
 POINTER = "milvus.json"  # in the index folder: which collections hold this index
 TEXT_PART = 16_000  # characters per document-text row (a VARCHAR holds 65,535 bytes)
 MAX_GROUPS = 64
+TEXT_BYTES, KEY_BYTES = 65_535, 1_024  # VARCHAR lengths: chunk texts; ids, sources, titles
 BATCH = 1_000
 MAX_K = 16_384  # the most hits one Milvus search returns
 EVERY_CHUNK = "rowid > 0"  # auto ids are positive
 EVERY_DOCUMENT_PART = 'key != ""'
 # Milvus 2.3 requires a vector field in every collection; the bookkeeping ones carry this one.
 _PLACEHOLDER = [0.0, 0.0]
+P = ParamSpec("P")
+R = TypeVar("R")
 _CHUNK_FIELDS = [
     "rowid", "chunk_id", "doc_id", "source", "title", "text", "start", "end", "heading", "page", "row",
     "groups", "meta",
@@ -73,6 +77,21 @@ def access_expression(access: Access) -> str:
     if not access.groups:
         return "array_length(groups) == 0"
     return f"(array_length(groups) == 0 or array_contains_any(groups, {_strings(sorted(access.groups))}))"
+
+
+def _engine_call(method: Callable[P, R]) -> Callable[P, R]:
+    """A request the server failed or refused becomes a StoreUnavailableError (HTTP 503), not a crash."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            return method(*args, **kwargs)
+        except MilvusException as exc:
+            raise StoreUnavailableError(f"Milvus: {method.__name__} failed ({exc.message})") from exc
+
+    return call
 
 
 class MilvusStore:
@@ -131,7 +150,7 @@ class MilvusStore:
     def _create_collections(self) -> None:
         from pymilvus import DataType
 
-        text, key = 65_535, 1_024
+        text, key = TEXT_BYTES, KEY_BYTES
         groups = {"element_type": DataType.VARCHAR, "max_capacity": MAX_GROUPS, "max_length": 256}
         schemas: dict[str, list[tuple[str, Any, dict[str, Any]]]] = {
             "chunks": [
@@ -244,12 +263,14 @@ class MilvusStore:
 
     # -- writes -------------------------------------------------------------------------------
 
+    @_engine_call
     def document_hashes(self, origin: str) -> dict[str, str]:
         rows = self._query_all(
             "documents", f"origin == {_quote(origin)} and part == 0", ["source", "content_hash"], strong=True
         )
         return {r["source"]: r["content_hash"] for r in rows}
 
+    @_engine_call
     def write(
         self, updates: Sequence[DocumentUpdate], delete_sources: Sequence[tuple[str, str]] = ()
     ) -> None:
@@ -260,28 +281,23 @@ class MilvusStore:
             return
         for update in updates:
             _check_update(update, self.dim)
-        from pymilvus.exceptions import MilvusException
-
         with self._write_lock:
-            try:
-                generation = self.generation + 1
-                doc_ids = [u.document.doc_id for u in updates] + [document_id(*s) for s in delete_sources]
-                old = self._rowids_of(doc_ids)
-                for update in updates:
-                    self._insert_chunks(update)
-                self._tombstone(old, generation)
-                for gone in _batches(self._document_keys(doc_ids), BATCH):
-                    self.client.delete(self._collection("documents"), ids=gone)
-                for update in updates:
-                    self.client.insert(self._collection("documents"), _document_rows(update))
-                self._set_meta({"generation": str(generation)})
-                self._checked = 0.0  # this process's next search catches up at once
-                self._strong_until = time.monotonic() + 1.0
-                if time.monotonic() - self._pruned > 600:  # a strong read: not on every write
-                    self._forget_removed_before(time.time() - 3600)
-                    self._pruned = time.monotonic()
-            except MilvusException as exc:
-                raise StoreError(f"Milvus at {self.uri}: write failed ({exc.message}); sync again") from exc
+            generation = int(self._meta(strong=True).get("generation", 0)) + 1  # another writer's too
+            doc_ids = [u.document.doc_id for u in updates] + [document_id(*s) for s in delete_sources]
+            old = self._rowids_of(doc_ids)
+            for update in updates:
+                self._insert_chunks(update)
+            self._tombstone(old, generation)
+            for gone in _batches(self._document_keys(doc_ids), BATCH):
+                self.client.delete(self._collection("documents"), ids=gone)
+            for update in updates:
+                self.client.insert(self._collection("documents"), _document_rows(update))
+            self._set_meta({"generation": str(generation)})
+            self._checked = 0.0  # this process's next search catches up at once
+            self._strong_until = time.monotonic() + 1.0
+            if time.monotonic() - self._pruned > 600:  # a strong read: not on every write
+                self._forget_removed_before(time.time() - 3600)
+                self._pruned = time.monotonic()
 
     def _rowids_of(self, doc_ids: Sequence[str]) -> list[int]:
         """The documents' chunk ids, read strongly (another process may have written them just now).
@@ -330,6 +346,7 @@ class MilvusStore:
 
     # -- the BM25 snapshot --------------------------------------------------------------------
 
+    @_engine_call
     def refresh(self) -> None:
         """Catch the BM25 snapshot up with every committed write (rebuilt while the index is small)."""
         with self._refresh_lock:
@@ -437,6 +454,7 @@ class MilvusStore:
                 clauses.append(_meta_clause(key, value))
         return " and ".join(clauses)
 
+    @_engine_call
     def search_dense(self, vector: np.ndarray, k: int, access: Access) -> list[tuple[str, float]]:
         if k <= 0:
             return []
@@ -447,6 +465,7 @@ class MilvusStore:
         )  # fmt: skip
         return [(h["entity"]["chunk_id"], float(h["distance"])) for h in hits[0]]
 
+    @_engine_call
     def search_bm25(self, query: str, k: int, access: Access) -> list[tuple[str, float]]:
         snapshot = self._current()
         tokens = query_tokens(query, self._stemmer)
@@ -466,6 +485,7 @@ class MilvusStore:
 
     # -- reads --------------------------------------------------------------------------------
 
+    @_engine_call
     def chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
         by_id: dict[str, Chunk] = {}
         for some in _batches(list(chunk_ids), BATCH):
@@ -473,6 +493,7 @@ class MilvusStore:
                 by_id[row["chunk_id"]] = _chunk(row)
         return [by_id[c] for c in chunk_ids if c in by_id]
 
+    @_engine_call
     def all_chunks(self, access: Access | None) -> list[Chunk]:
         """Every chunk the caller may read (None: every chunk, for internal jobs), in index order."""
         where = EVERY_CHUNK if access is None else access_expression(access)
@@ -484,21 +505,26 @@ class MilvusStore:
         rows = self._query_all("documents", where, fields, strong=True)  # listings show every commit
         return sorted(map(_document, rows), key=_by_source)
 
+    @_engine_call
     def documents(self, access: Access) -> list[StoredDocument]:
         return [d for d in self._documents() if access.may_read(d.groups)]
 
+    @_engine_call
     def document(self, doc_id: str, access: Access) -> StoredDocument | None:
         """One document by id, or None when it does not exist or the caller may not read it."""
         found = self._documents(f"doc_id == {_quote(doc_id)} and part == 0")
         return found[0] if found and access.may_read(found[0].groups) else None
 
+    @_engine_call
     def document_text(self, doc_id: str) -> str | None:
         parts = self._query_all("documents", f"doc_id == {_quote(doc_id)}", ["part", "text"], strong=True)
         return "".join(p["text"] for p in sorted(parts, key=lambda p: int(p["part"]))) if parts else None
 
+    @_engine_call
     def groups(self) -> set[str]:
         return {group for d in self._documents() for group in d.groups}
 
+    @_engine_call
     def group_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for document in self._documents():
@@ -506,6 +532,7 @@ class MilvusStore:
                 counts[group] = counts.get(group, 0) + 1
         return counts
 
+    @_engine_call
     def stats(self) -> dict[str, Any]:
         return {
             "documents": self._count("documents", "part == 0"),
@@ -551,10 +578,12 @@ class MilvusStore:
 
     # -- copies -------------------------------------------------------------------------------
 
+    @_engine_call
     def copy_to(self, target: Path) -> None:
         """Every chunk and document copied into new collections named in `target`; this one unchanged."""
         self._copy(target, None)
 
+    @_engine_call
     def reembed_copy(self, target: Path, embedder: SentenceTransformerEmbedder, cache: EmbeddingCache) -> int:
         """A copy at `target` with every chunk vector from `embedder`, its BM25 snapshot built; the
         chunk count. Chunks, documents and hashes are copied as they are, so syncs stay incremental."""
@@ -593,6 +622,7 @@ class MilvusStore:
             copy.close()
         return count
 
+    @_engine_call
     def drop(self) -> None:
         """Delete this index for good: its collections and its folder (scratch copies)."""
         for kind in ("chunks", "documents", "removed", "meta"):
@@ -639,6 +669,14 @@ def _check_update(update: DocumentUpdate, dim: int) -> None:
         raise StoreError(
             f"{doc.source}: {len(doc.groups)} access groups; the Milvus index holds {MAX_GROUPS}"
         )
+    for name, value in (("source", doc.source), ("title", doc.title)):
+        if len(value.encode()) > KEY_BYTES:
+            raise StoreError(
+                f"{doc.source[:200]}: its {name} is over {KEY_BYTES} bytes, the Milvus field's limit"
+            )
+    for chunk in update.chunks:
+        if len(chunk.text.encode()) > TEXT_BYTES:
+            raise StoreError(f"{doc.source}: a chunk of over {TEXT_BYTES} bytes; lower chunking.max_tokens")
 
 
 def _document_rows(update: DocumentUpdate) -> list[dict[str, Any]]:

@@ -14,7 +14,13 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ragtune.errors import ContextLengthError, IngestBusyError, RagtuneError, UploadError
+from ragtune.errors import (
+    ContextLengthError,
+    IngestBusyError,
+    RagtuneError,
+    StoreUnavailableError,
+    UploadError,
+)
 
 
 class BodyTooLarge(HTTPException):
@@ -126,6 +132,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def ragtune_error(request: Request, exc: RagtuneError) -> JSONResponse:
         if isinstance(exc, ContextLengthError):
             return error_response(400, str(exc), param="messages", code="context_length_exceeded")
+        if isinstance(exc, StoreUnavailableError):
+            return error_response(503, str(exc), "service_unavailable", {"Retry-After": "5"})
         if isinstance(exc, IngestBusyError):
             return error_response(409, str(exc), "conflict", {"Retry-After": "5"})
         if isinstance(exc, UploadError):
