@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -281,14 +282,17 @@ class MilvusStore:
             return
         for update in updates:
             _check_update(update, self.dim)
-        with self._write_lock:
+        doc_ids = [u.document.doc_id for u in updates] + [document_id(*s) for s in delete_sources]
+        with self._write_lock, ThreadPoolExecutor(2) as pool:
+            # Three strong reads (~0.2 s each on a standalone server) wait side by side.
+            old = pool.submit(self._rowids_of, doc_ids)
+            keys = pool.submit(self._document_keys, doc_ids)
             generation = int(self._meta(strong=True).get("generation", 0)) + 1  # another writer's too
-            doc_ids = [u.document.doc_id for u in updates] + [document_id(*s) for s in delete_sources]
-            old = self._rowids_of(doc_ids)
+            replaced = old.result()  # read before the new chunks go in, or they would count as old
             for update in updates:
                 self._insert_chunks(update)
-            self._tombstone(old, generation)
-            for gone in _batches(self._document_keys(doc_ids), BATCH):
+            self._tombstone(replaced, generation)
+            for gone in _batches(keys.result(), BATCH):
                 self.client.delete(self._collection("documents"), ids=gone)
             for update in updates:
                 self.client.insert(self._collection("documents"), _document_rows(update))
@@ -415,10 +419,14 @@ class MilvusStore:
         return Snapshot.of(base)
 
     def _caught_up(self, snapshot: Snapshot, generation: int) -> Snapshot:
-        removed = self._query_all("removed", f"generation > {snapshot.generation}", ["rowid"], strong=True)
+        """`snapshot` with the rows written and deleted since; the two strong reads wait side by side."""
+        where = f"generation > {snapshot.generation}"
+        with ThreadPoolExecutor(2) as pool:
+            removed = pool.submit(self._query_all, "removed", where, ["rowid"], strong=True)
+            rows = self._rows(snapshot.last_rowid)
         return snapshot.advanced(
-            self._rows(snapshot.last_rowid),
-            np.array(sorted(int(r["rowid"]) for r in removed), dtype=np.int64),
+            rows,
+            np.array(sorted(int(r["rowid"]) for r in removed.result()), dtype=np.int64),
             generation,
             self._stemmer,
         )
