@@ -144,6 +144,12 @@ def test_metadata_filters(store: Store) -> None:
     assert [c.source for c in store.chunks([i for i, _ in hits])] == ["a.md"]
     hits = store.search_bm25("leave", 5, Access.of(filters={"source": "b.*"}))
     assert [c.source for c in store.chunks([i for i, _ in hits])] == ["b.md"]
+    vector = _unit(rng, 1)
+    store.write([_update('fête "🎉" \\ notes.md', ["party rules"], vector)])  # quotes, a backslash, an emoji
+    assert 'fête "🎉" \\ notes.md' in store.document_hashes("o")
+    for search in (lambda a: store.search_bm25("party", 5, a), lambda a: store.search_dense(vector[0], 1, a)):
+        hits = search(Access.of(filters={"source": "fête*"}))
+        assert [c.source for c in store.chunks([i for i, _ in hits])] == ['fête "🎉" \\ notes.md']
 
 
 def test_a_different_embedder_is_refused(tmp_path: Path, store: Store, open_store: OpenStore) -> None:

@@ -63,7 +63,9 @@ class LocalMilvus:
         deadline = time.monotonic() + self.start_timeout
         while True:
             try:
-                MilvusClient(uri=self.uri, timeout=5).list_collections()
+                client = MilvusClient(uri=self.uri, timeout=5)
+                client.list_collections()
+                client.close()
                 return
             except Exception as exc:  # connection refused, not ready yet: both mean wait
                 crashed = "panic:" in _tail(self.data_dir / "logs" / "milvus-stderr.log")

@@ -17,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import itertools
 import json
 import re
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -49,7 +50,7 @@ from ragtune.types import Chunk, document_id, index_text
 POINTER = "milvus.json"  # in the index folder: which collections hold this index
 TEXT_PART = 16_000  # characters per document-text row (a VARCHAR holds 65,535 bytes)
 MAX_GROUPS = 64
-TEXT_BYTES, KEY_BYTES = 65_535, 1_024  # VARCHAR lengths: chunk texts; ids, sources, titles
+TEXT_BYTES, KEY_BYTES, GROUP_BYTES = 65_535, 1_024, 256  # VARCHAR lengths
 BATCH = 1_000
 MAX_K = 16_384  # the most hits one Milvus search returns
 EVERY_CHUNK = "rowid > 0"  # auto ids are positive
@@ -66,7 +67,7 @@ _CHUNK_FIELDS = [
 
 def _quote(value: str) -> str:
     """A string literal for a Milvus filter expression."""
-    return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False)  # Milvus' parser rejects JSON's surrogate pairs
 
 
 def _strings(values: Sequence[str]) -> str:
@@ -130,12 +131,17 @@ class MilvusStore:
         try:
             self.client = MilvusClient(uri=uri, token=token, timeout=timeout)
             self._create_collections()
+            self._check_model()
+            self._settle()
+            # The saved BM25 base belongs to this very collection (not one recreated under its name).
+            chunks_id = self.client.describe_collection(self._collection("chunks"))["collection_id"]
         except MilvusException as exc:
             raise StoreError(f"Milvus at {uri}: {exc.message}") from exc
+        except StoreError:
+            raise
         except Exception as exc:  # grpc and connection errors come in several types
             raise StoreError(f"cannot reach Milvus at {uri} ({exc}); is the server running?") from exc
-        self._check_model()
-        self._settle()
+        self._bm25_folder = directory / "bm25" / str(chunks_id)
         self._stemmer = stemmer()
         self._snapshot: Snapshot | None = None
         self._checked = 0.0
@@ -152,7 +158,7 @@ class MilvusStore:
         from pymilvus import DataType
 
         text, key = TEXT_BYTES, KEY_BYTES
-        groups = {"element_type": DataType.VARCHAR, "max_capacity": MAX_GROUPS, "max_length": 256}
+        groups = {"element_type": DataType.VARCHAR, "max_capacity": MAX_GROUPS, "max_length": GROUP_BYTES}
         schemas: dict[str, list[tuple[str, Any, dict[str, Any]]]] = {
             "chunks": [
                 ("rowid", DataType.INT64, {"is_primary": True}),
@@ -166,6 +172,7 @@ class MilvusStore:
                 ("heading", DataType.VARCHAR, {"max_length": text}),
                 ("page", DataType.INT64, {}),
                 ("row", DataType.INT64, {}),
+                ("written", DataType.INT64, {}),  # the generation of the write that inserted the row
                 ("groups", DataType.ARRAY, groups),
                 ("meta", DataType.JSON, {}),
                 ("vector", DataType.FLOAT_VECTOR, {"dim": self.dim}),
@@ -290,7 +297,7 @@ class MilvusStore:
             generation = int(self._meta(strong=True).get("generation", 0)) + 1  # another writer's too
             replaced = old.result()  # read before the new chunks go in, or they would count as old
             for update in updates:
-                self._insert_chunks(update)
+                self._insert_chunks(update, generation)
             self._tombstone(replaced, generation)
             for gone in _batches(keys.result(), BATCH):
                 self.client.delete(self._collection("documents"), ids=gone)
@@ -319,13 +326,14 @@ class MilvusStore:
             found.extend(r["key"] for r in rows)
         return found
 
-    def _insert_chunks(self, update: DocumentUpdate) -> None:
+    def _insert_chunks(self, update: DocumentUpdate, generation: int) -> None:
         rows = [
             {
                 "chunk_id": c.chunk_id, "doc_id": c.doc_id, "source": c.source, "title": c.title,
                 "text": c.text, "start": c.start, "end": c.end, "heading": json.dumps(c.heading),
                 "page": -1 if c.page is None else c.page, "row": -1 if c.row is None else c.row,
                 "groups": list(c.groups), "meta": c.meta, "vector": np.asarray(v, dtype=np.float32).tolist(),
+                "written": generation,
             }
             for c, v in zip(update.chunks, update.vectors, strict=True)
         ]  # fmt: skip
@@ -363,10 +371,10 @@ class MilvusStore:
             removed_through = int(meta.get("removed_through", 0))
             if snapshot is None or snapshot.generation < removed_through:
                 snapshot = self._saved_snapshot(generation, removed_through)
-            if snapshot is None or snapshot.rows <= self.rebuild_below:
-                self._snapshot = Snapshot.of(self._new_base(generation))
-            else:
-                self._snapshot = self._caught_up(snapshot, generation)
+            caught = None
+            if snapshot is not None and snapshot.rows > self.rebuild_below:
+                caught = self._caught_up(snapshot, generation)
+            self._snapshot = caught or Snapshot.of(self._new_base(generation))
             if self._snapshot.wants_new_base() and self._rebuilding is None:
                 self._rebuilding = threading.Thread(target=self._rebuild_in_background, daemon=True)
                 self._rebuilding.start()
@@ -377,16 +385,14 @@ class MilvusStore:
         assert self._snapshot is not None
         return self._snapshot
 
-    def _rows(self, after: int) -> Rows:
-        """Chunk rows with ids above `after`, read with strong consistency: a generation seen in the
-        meta collection has all its rows visible (the generation is stamped after them)."""
-        found = sorted(
-            self._query_all(
-                "chunks", f"rowid > {after}", ["rowid", "chunk_id", "groups", "title", "heading", "text"],
-                strong=True,
-            ),
-            key=lambda r: int(r["rowid"]),
-        )  # fmt: skip
+    def _rows(self, where: str, known: np.ndarray | None = None) -> Rows:
+        """Chunk rows matching `where`, but those in `known`, read with strong consistency: a
+        generation seen in the meta collection has all its rows visible (it is stamped after them)."""
+        fields = ["rowid", "chunk_id", "groups", "title", "heading", "text"]
+        found = sorted(self._query_all("chunks", where, fields, strong=True), key=lambda r: int(r["rowid"]))
+        if known is not None and len(known):
+            seen = np.isin(np.array([int(r["rowid"]) for r in found], dtype=np.int64), known)
+            found = [r for r, old in zip(found, seen, strict=True) if not old]
         return Rows(
             np.array([int(r["rowid"]) for r in found], dtype=np.int64),
             [r["chunk_id"] for r in found],
@@ -398,10 +404,10 @@ class MilvusStore:
     def _new_base(self, generation: int) -> Base:
         """BM25 over every chunk text in the engine, saved in the index folder so that the next
         process opens it and reads only what changed since (at 100k chunks: 20 s to read and build)."""
-        rows = self._rows(0)
-        last = int(rows.rowids[-1]) if len(rows) else 0
-        base = build_base(rows, generation, last, self._stemmer, ann_min_chunks=2**62)
-        folder = self.directory / "bm25" / str(generation)
+        # Row ids are auto ids, increasing per proxy but not across a cluster's proxies: new rows are
+        # found by the generation that wrote them, never by `rowid > last` (last_rowid stays 0).
+        base = build_base(self._rows(EVERY_CHUNK), generation, 0, self._stemmer, ann_min_chunks=2**62)
+        folder = self._bm25_folder / str(generation)
         with contextlib.suppress(OSError):  # a read-only folder only costs the next process a rebuild
             save_base(base, folder)
             for old in folder.parent.iterdir():
@@ -411,19 +417,26 @@ class MilvusStore:
 
     def _saved_snapshot(self, generation: int, removed_through: int) -> Snapshot | None:
         """The BM25 base saved by this folder's last process, if the tombstones since it are all kept."""
-        folder = self.directory / "bm25"
+        folder = self._bm25_folder
         saved = sorted((int(p.name) for p in folder.glob("[0-9]*")), reverse=True) if folder.is_dir() else []
         base = load_base(folder / str(saved[0])) if saved else None
         if base is None or not removed_through <= base.generation <= generation:
             return None
         return Snapshot.of(base)
 
-    def _caught_up(self, snapshot: Snapshot, generation: int) -> Snapshot:
-        """`snapshot` with the rows written and deleted since; the two strong reads wait side by side."""
-        where = f"generation > {snapshot.generation}"
+    def _caught_up(self, snapshot: Snapshot, generation: int) -> Snapshot | None:
+        """`snapshot` with the rows written and deleted since (the two strong reads side by side), or
+        None when tombstones it needed were pruned meanwhile (then only a new base is right).
+
+        Rows of a write still in progress when the snapshot was read may be in it already: they are
+        told apart by row id."""
+        known = np.concatenate([snapshot.base.rowids, snapshot.delta.rowids])
         with ThreadPoolExecutor(2) as pool:
-            removed = pool.submit(self._query_all, "removed", where, ["rowid"], strong=True)
-            rows = self._rows(snapshot.last_rowid)
+            since = f"generation > {snapshot.generation}"
+            removed = pool.submit(self._query_all, "removed", since, ["rowid"], strong=True)
+            rows = self._rows(f"written > {snapshot.generation}", known)
+        if int(self._meta(strong=True).get("removed_through", 0)) > snapshot.generation:
+            return None  # read after the tombstones: a prune that raced them is seen here
         return snapshot.advanced(
             rows,
             np.array(sorted(int(r["rowid"]) for r in removed.result()), dtype=np.int64),
@@ -438,8 +451,7 @@ class MilvusStore:
         try:
             base = self._new_base(self.generation)
             with self._refresh_lock:
-                if base.generation >= int(self._meta().get("removed_through", 0)):
-                    self._snapshot = self._caught_up(Snapshot.of(base), self.generation)
+                self._snapshot = self._caught_up(Snapshot.of(base), self.generation) or self._snapshot
         except (MilvusException, StoreError):
             pass  # the server went away: searches keep the delta; the next refresh retries
         finally:
@@ -608,9 +620,10 @@ class MilvusStore:
         try:
             count = 0
             rows = self._iterate("chunks", EVERY_CHUNK, [*_CHUNK_FIELDS, "vector"], strong=True)
-            for page in _batches(list(rows), BATCH):
+            for page in _batches(rows, BATCH):  # streamed: never every vector in memory at once
                 for row in page:
                     del row["rowid"]
+                    row["written"] = 1  # the copy's first generation
                 if reembed is not None:
                     texts = [index_text(r["title"], json.loads(r["heading"]), r["text"]) for r in page]
                     vectors, _ = embed_with_cache(reembed[0], reembed[1], texts)
@@ -626,8 +639,10 @@ class MilvusStore:
                 copy.client.insert(copy._collection("documents"), page)
             copy._set_meta({"generation": "1"})
             copy.refresh()
-        finally:
-            copy.close()
+        except BaseException:
+            copy.drop()  # half a copy must not stay behind on the server
+            raise
+        copy.close()
         return count
 
     @_engine_call
@@ -664,7 +679,7 @@ def _meta_clause(key: str, value: str) -> str:
         number = float(value)
     except ValueError:
         return clause
-    if np.isfinite(number):
+    if abs(number) < 2**53:  # an integer Milvus can hold, and no inf or nan
         clause = f"({clause} or {field} == {int(number) if number.is_integer() else number})"
     return clause
 
@@ -677,6 +692,8 @@ def _check_update(update: DocumentUpdate, dim: int) -> None:
         raise StoreError(
             f"{doc.source}: {len(doc.groups)} access groups; the Milvus index holds {MAX_GROUPS}"
         )
+    if any(len(group.encode()) > GROUP_BYTES for group in doc.groups):
+        raise StoreError(f"{doc.source}: an access group name over {GROUP_BYTES} bytes")
     for name, value in (("source", doc.source), ("title", doc.title)):
         if len(value.encode()) > KEY_BYTES:
             raise StoreError(
@@ -720,6 +737,7 @@ def _by_source(document: StoredDocument) -> str:
     return document.source
 
 
-def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch

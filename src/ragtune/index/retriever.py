@@ -56,7 +56,10 @@ class Retriever:
         rankings = self.candidate_lists(query, mode, max(k, self.config.candidates), access, query_vector)
         scored = self.fuse(rankings)
         keep = scored[: max(k, self.reranker.top_n) if self.reranker is not None else k]
-        chunks = {c.chunk_id: c for c in self.store.chunks([item for item, _, _ in keep])}
+        # Checked again on the rows fetched: a document re-ingested with other groups since the
+        # search's snapshot (another process, a poll interval ago) reuses its chunk ids.
+        fetched = self.store.chunks([item for item, _, _ in keep])
+        chunks = {c.chunk_id: c for c in fetched if access.may_read(c.groups)}
         list_scores = {name: dict(ranking) for name, ranking in rankings.items()}
         hits = [
             Hit(chunks[item], score, ranks, {n: s[item] for n, s in list_scores.items() if item in s})

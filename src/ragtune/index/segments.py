@@ -419,7 +419,10 @@ class Snapshot:
 
 
 def _marked(rowids: np.ndarray, removed: np.ndarray) -> np.ndarray:
-    """Which of the sorted `rowids` are in `removed` (binary search, not a scan of both)."""
+    """Which of `rowids` are in `removed`: a binary search when they are sorted (SQLite's ids, a base),
+    else a set test (Milvus' auto ids arrive in order per write, not across a cluster's proxies)."""
+    if len(rowids) > 1 and bool(np.any(rowids[1:] < rowids[:-1])):
+        return np.isin(rowids, removed)
     marked = np.zeros(len(rowids), dtype=bool)
     if len(rowids) and len(removed):
         at = np.minimum(np.searchsorted(rowids, removed), len(rowids) - 1)
