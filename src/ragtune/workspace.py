@@ -34,7 +34,7 @@ from ragtune.errors import ConfigError, IngestBusyError, RagtuneError, UploadErr
 from ragtune.generate import GenerationParams, Generator, Message, load_generator, params_from
 from ragtune.index.embedder import BatchingEmbedder, EmbeddingCache, SentenceTransformerEmbedder
 from ragtune.index.local_store import LocalStore
-from ragtune.index.milvus_store import MilvusStore
+from ragtune.index.milvus_store import MilvusStore, drop_index_folder
 from ragtune.index.rerank import CrossEncoderReranker
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Store, StoredDocument
@@ -120,7 +120,7 @@ class Workspace:
                 dim=self.embedder.dim,
                 model=self.embedder.name,
                 uri=cfg.uri,
-                token=os.environ.get(cfg.token_env, ""),
+                token=self._milvus_token(),
                 collection=cfg.collection,
             )
         return LocalStore(
@@ -130,6 +130,10 @@ class Workspace:
             ann_min_chunks=cfg.ann_min_chunks,
             ef_search=cfg.ef_search,
         )
+
+    def _milvus_token(self) -> str:
+        """Credentials come from the environment, never from ragtune.toml."""
+        return os.environ.get(self.config.index.token_env, "")
 
     def training_access(self) -> Access:
         """What training data may be built from: public chunks only, unless synth.include_restricted.
@@ -177,6 +181,8 @@ class Workspace:
             folder = f"index-{name}"
             temp = self.layout.index(f".{folder}.tmp")
             count = self.store.reembed_copy(temp, embedder, self.embedding_cache)
+            if self.config.index.backend == "milvus":  # its collections go with the folder
+                drop_index_folder(self.layout.index(folder), self.config.index.uri, self._milvus_token())
             shutil.rmtree(self.layout.index(folder), ignore_errors=True)
             os.replace(temp, self.layout.index(folder))
             self.layout.write_active(Path(embedder.path), folder)

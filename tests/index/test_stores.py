@@ -253,3 +253,24 @@ def test_an_unreachable_milvus_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match=r"Milvus at http://127\.0\.0\.1"):
         MilvusStore(tmp_path / "index", dim=DIM, model="m", uri=f"http://127.0.0.1:{free_port()}", timeout=2)
+
+
+def test_dropping_a_milvus_index_folder_drops_its_collections(
+    tmp_path: Path, milvus_uri: str, milvus_collection: str
+) -> None:
+    """A retriever switch replacing an index folder must not leave that index's collections behind."""
+    from pymilvus import MilvusClient
+
+    from ragtune.index.milvus_store import drop_index_folder
+
+    store = MilvusStore(
+        tmp_path / "index", dim=DIM, model="test-model", uri=milvus_uri, collection=milvus_collection
+    )
+    store.write([_update("a.md", ["alpha"], _unit(np.random.default_rng(8), 1))])
+    store.close()
+    client = MilvusClient(uri=milvus_uri)
+    assert len([c for c in client.list_collections() if c.startswith(milvus_collection)]) == 4
+    drop_index_folder(tmp_path / "index", milvus_uri)
+    assert not [c for c in client.list_collections() if c.startswith(milvus_collection)]
+    assert not (tmp_path / "index").exists()
+    client.close()

@@ -658,6 +658,23 @@ class MilvusStore:
             self.client.close()
 
 
+def drop_index_folder(directory: Path, uri: str, token: str = "") -> None:
+    """Drop the collections an index folder names, then the folder: an index being replaced (a
+    retriever switch to a name used before) must not leave its collections on the server."""
+    from pymilvus import MilvusClient
+
+    pointer = directory / POINTER
+    if pointer.exists():
+        name = str(json.loads(pointer.read_text())["collection"])
+        client = MilvusClient(uri=uri, token=token)
+        try:
+            for kind in ("chunks", "documents", "removed", "meta"):
+                client.drop_collection(f"{name}_{kind}")
+        finally:
+            client.close()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def _collection_name(directory: Path, default: str) -> str:
     pointer = directory / POINTER
     if pointer.exists():
