@@ -33,7 +33,7 @@ from ragtune.index.segments import (
     save_base,
     stemmer,
 )
-from ragtune.index.store import Access, DocumentUpdate, StoredDocument
+from ragtune.index.store import Access, DocumentUpdate, StoredDocument, check_embedder
 from ragtune.sqlite import ThreadConnections
 from ragtune.types import Chunk, document_id, index_text
 
@@ -107,11 +107,8 @@ class LocalStore:
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                     [("model", self.model), ("dim", str(self.dim)), ("generation", "0")],
                 )
-        elif stored["model"] != self.model or int(stored["dim"]) != self.dim:
-            raise StoreError(
-                f"the index was built with embedder {stored['model']!r} ({stored['dim']}-d) but the workspace "
-                f"is configured for {self.model!r} ({self.dim}-d); re-embed or restore embedder.model"
-            )
+        else:
+            check_embedder(stored, self.model, self.dim)
 
     @property
     def generation(self) -> int:

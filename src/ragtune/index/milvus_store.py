@@ -44,7 +44,7 @@ from ragtune.index.segments import (
     save_base,
     stemmer,
 )
-from ragtune.index.store import Access, DocumentUpdate, StoredDocument
+from ragtune.index.store import Access, DocumentUpdate, StoredDocument, check_embedder
 from ragtune.types import Chunk, document_id, index_text
 
 POINTER = "milvus.json"  # in the index folder: which collections hold this index
@@ -236,11 +236,8 @@ class MilvusStore:
         stored = self._meta(strong=True)
         if "model" not in stored:
             self._set_meta({"model": self.model, "dim": str(self.dim), "generation": "0"})
-        elif stored["model"] != self.model or int(stored["dim"]) != self.dim:
-            raise StoreError(
-                f"the index was built with embedder {stored['model']!r} ({stored['dim']}-d) but the workspace "
-                f"is configured for {self.model!r} ({self.dim}-d); re-embed or restore embedder.model"
-            )
+        else:
+            check_embedder(stored, self.model, self.dim)
 
     def _settle(self) -> None:
         """One strong read per collection at open: on a standalone server every later read then sees

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ragtune.access import Access
+from ragtune.errors import StoreError
 from ragtune.types import Chunk, Document
 
 if TYPE_CHECKING:
     from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder
 
-__all__ = ["Access", "DocumentUpdate", "Store", "StoredDocument"]
+__all__ = ["Access", "DocumentUpdate", "Store", "StoredDocument", "check_embedder"]
 
 
 @dataclass
@@ -42,6 +43,15 @@ class StoredDocument:
     groups: list[str]
     chunks: int
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def check_embedder(stored: dict[str, str], model: str, dim: int) -> None:
+    """Refuse an index built by another embedder: its vectors and the queries' would not compare."""
+    if stored["model"] != model or int(stored["dim"]) != dim:
+        raise StoreError(
+            f"the index was built with embedder {stored['model']!r} ({stored['dim']}-d) but the workspace "
+            f"is configured for {model!r} ({dim}-d); re-embed or restore embedder.model"
+        )
 
 
 class Store(Protocol):
