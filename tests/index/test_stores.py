@@ -7,20 +7,25 @@ embedder is exercised in tests/ingest.
 
 from __future__ import annotations
 
+import io
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from ragtune.errors import StoreError
 from ragtune.index import segments
+from ragtune.index.embedder import EmbeddingCache
 from ragtune.index.local_store import LocalStore
 from ragtune.index.milvus_store import MilvusStore
 from ragtune.index.store import Access, DocumentUpdate, Store
+from ragtune.ingest.sources import FileSource
+from ragtune.ingest.sync import sync_source
 from ragtune.types import Chunk, Document, Section
 
 DIM = 8
@@ -274,3 +279,57 @@ def test_dropping_a_milvus_index_folder_drops_its_collections(
     assert not [c for c in client.list_collections() if c.startswith(milvus_collection)]
     assert not (tmp_path / "index").exists()
     client.close()
+
+
+class _HashEmbedder:
+    """Text -> a fixed pseudo-random unit vector; the real embedder is exercised in tests/ingest."""
+
+    name, dim = "test-model", DIM
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        return np.vstack([_unit(np.random.default_rng(sum(t.encode())), 1) for t in texts]).astype(np.float32)
+
+
+def test_a_file_milvus_cannot_hold_is_skipped_by_name_and_the_rest_written(
+    tmp_path: Path, milvus_uri: str, milvus_collection: str
+) -> None:
+    """A title over the VARCHAR limit must cost that one file, not the batch it was embedded with."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a-good.md").write_text("# Leave\n\nAnnual leave is 25 days.\n")
+    (docs / "b-long-title.md").write_text("# " + "very long title " * 100 + "\n\nSome text.\n")
+    (docs / "c-many-groups.md").write_text(
+        "---\ngroups: [" + ", ".join(f"g{i}" for i in range(70)) + "]\n---\nRestricted text.\n"
+    )
+    (docs / "d-good.md").write_text("# Pay\n\nPay day is the 25th.\n")
+    store = MilvusStore(
+        tmp_path / "index", dim=DIM, model="test-model", uri=milvus_uri, collection=milvus_collection
+    )
+
+    def one_chunk(document: Document) -> list[Chunk]:
+        text = document.text
+        return [
+            Chunk(
+                f"{document.doc_id}:0",
+                document.doc_id,
+                document.source,
+                document.title,
+                text,
+                0,
+                len(text),
+                groups=document.groups,
+            )
+        ]
+
+    console = Console(file=io.StringIO(), width=200)
+    report = sync_source(
+        FileSource(docs, origin="o"), store, _HashEmbedder(), EmbeddingCache(tmp_path / "cache.sqlite"),
+        one_chunk, console=console, show_progress=False,
+    )  # fmt: skip
+    reasons = {f["path"]: f["error"] for f in report.failed}
+    assert reasons.keys() == {"b-long-title.md", "c-many-groups.md"}
+    assert "title is over 1024 bytes" in reasons["b-long-title.md"]
+    assert "70 access groups" in reasons["c-many-groups.md"]
+    assert report.added == 2
+    assert sorted(store.document_hashes("o")) == ["a-good.md", "d-good.md"]
+    assert "skipped b-long-title.md: its title is over 1024 bytes" in console.file.getvalue()

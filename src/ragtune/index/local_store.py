@@ -35,7 +35,7 @@ from ragtune.index.segments import (
 )
 from ragtune.index.store import Access, DocumentUpdate, StoredDocument, check_embedder
 from ragtune.sqlite import ThreadConnections
-from ragtune.types import Chunk, document_id, index_text
+from ragtune.types import Chunk, Document, document_id, index_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -117,6 +117,9 @@ class LocalStore:
     def document_hashes(self, origin: str) -> dict[str, str]:
         rows = self.db.execute("SELECT source, content_hash FROM documents WHERE origin = ?", (origin,))
         return dict(rows.fetchall())
+
+    def refusal(self, document: Document, chunks: Sequence[Chunk]) -> str | None:
+        return None  # SQLite holds any length and any number of groups
 
     def write(
         self, updates: Sequence[DocumentUpdate], delete_sources: Sequence[tuple[str, str]] = ()

@@ -45,7 +45,7 @@ from ragtune.index.segments import (
     stemmer,
 )
 from ragtune.index.store import Access, DocumentUpdate, StoredDocument, check_embedder
-from ragtune.types import Chunk, document_id, index_text
+from ragtune.types import Chunk, Document, document_id, index_text
 
 POINTER = "milvus.json"  # in the index folder: which collections hold this index
 TEXT_PART = 16_000  # characters per document-text row (a VARCHAR holds 65,535 bytes)
@@ -127,6 +127,7 @@ class MilvusStore:
         self._credentials = token
         self._strong_until = 0.0
         self._pruned = 0.0
+        self._globbed: tuple[int, dict[str, list[str]]] = (-1, {})  # generation, glob -> sources
         self.name = _collection_name(directory, collection)
         try:
             self.client = MilvusClient(uri=uri, token=token, timeout=timeout)
@@ -274,6 +275,9 @@ class MilvusStore:
             "documents", f"origin == {_quote(origin)} and part == 0", ["source", "content_hash"], strong=True
         )
         return {r["source"]: r["content_hash"] for r in rows}
+
+    def refusal(self, document: Document, chunks: Sequence[Chunk]) -> str | None:
+        return _refusal(document, chunks)
 
     @_engine_call
     def write(
@@ -461,15 +465,31 @@ class MilvusStore:
         clauses = [access_expression(access)]
         for key, value in access.filters:
             if key == "source":
-                sources = sorted(
-                    {d.source for d in self._documents() if fnmatch.fnmatchcase(d.source, value)}
-                )
-                clauses.append(f"source in {_strings(sources)}")
+                clauses.append(f"source in {_strings(self._sources_matching(value))}")
             elif key == "doc_id":
                 clauses.append(f"doc_id == {_quote(value)}")
             else:
                 clauses.append(_meta_clause(key, value))
         return " and ".join(clauses)
+
+    def _sources_matching(self, pattern: str) -> list[str]:
+        """The sources a glob matches, listed once per generation of the index (a strong listing of
+        every document costs ~0.2 s; a hybrid search filters twice)."""
+        if self._snapshot is not None:  # caught up every second; a dense-only reader has none to build
+            generation = self._current().generation
+        else:
+            generation = int(self._meta().get("generation", 0))
+        if self._globbed[0] != generation:
+            self._globbed = (generation, {})
+        cache = self._globbed[1]
+        found = cache.get(pattern)
+        if found is None:
+            rows = self._query_all("documents", "part == 0", ["source"], strong=True)
+            found = sorted({r["source"] for r in rows if fnmatch.fnmatchcase(r["source"], pattern)})
+            if len(cache) >= 256:
+                cache.clear()
+            cache[pattern] = found
+        return found
 
     @_engine_call
     def search_dense(self, vector: np.ndarray, k: int, access: Access) -> list[tuple[str, float]]:
@@ -702,20 +722,23 @@ def _check_update(update: DocumentUpdate, dim: int) -> None:
     doc = update.document
     if update.vectors.shape != (len(update.chunks), dim):
         raise StoreError(f"{doc.source}: {update.vectors.shape} vectors for {len(update.chunks)} chunks")
+    reason = _refusal(doc, update.chunks)
+    if reason:
+        raise StoreError(f"{doc.source[:200]}: {reason}")
+
+
+def _refusal(doc: Document, chunks: Sequence[Chunk]) -> str | None:
+    """The first field over the collections' limits, named, or None."""
     if len(doc.groups) > MAX_GROUPS:
-        raise StoreError(
-            f"{doc.source}: {len(doc.groups)} access groups; the Milvus index holds {MAX_GROUPS}"
-        )
+        return f"{len(doc.groups)} access groups; the Milvus index holds {MAX_GROUPS}"
     if any(len(group.encode()) > GROUP_BYTES for group in doc.groups):
-        raise StoreError(f"{doc.source}: an access group name over {GROUP_BYTES} bytes")
+        return f"an access group name over {GROUP_BYTES} bytes (the Milvus index's limit)"
     for name, value in (("source", doc.source), ("title", doc.title)):
         if len(value.encode()) > KEY_BYTES:
-            raise StoreError(
-                f"{doc.source[:200]}: its {name} is over {KEY_BYTES} bytes, the Milvus field's limit"
-            )
-    for chunk in update.chunks:
-        if len(chunk.text.encode()) > TEXT_BYTES:
-            raise StoreError(f"{doc.source}: a chunk of over {TEXT_BYTES} bytes; lower chunking.max_tokens")
+            return f"its {name} is over {KEY_BYTES} bytes (the Milvus index's limit)"
+    if any(len(chunk.text.encode()) > TEXT_BYTES for chunk in chunks):
+        return f"a chunk of over {TEXT_BYTES} bytes (the Milvus index's limit); lower chunking.max_tokens"
+    return None
 
 
 def _document_rows(update: DocumentUpdate) -> list[dict[str, Any]]:

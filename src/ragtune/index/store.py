@@ -61,6 +61,14 @@ class Store(Protocol):
         """source -> content hash of every document ingested from `origin`."""
         ...
 
+    def refusal(self, document: Document, chunks: Sequence[Chunk]) -> str | None:
+        """Why this index cannot hold the document (a field over the engine's limits), or None.
+
+        Sync asks per file before embedding, so such a file is skipped with the reason and the rest of
+        its batch is written; `write` refuses it too, as a last guard.
+        """
+        ...
+
     def write(
         self, updates: Sequence[DocumentUpdate], delete_sources: Sequence[tuple[str, str]] = ()
     ) -> None:

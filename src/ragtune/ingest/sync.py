@@ -144,6 +144,8 @@ def sync_source(
                 fail(item.source, loaded.error)
             elif loaded.document is None:
                 report.unchanged += 1
+            elif reason := store.refusal(loaded.document, loaded.chunks):
+                fail(item.source, reason)
             else:
                 pending.append((loaded.document, loaded.chunks))
                 if len(pending) >= batch_documents:
