@@ -2,7 +2,7 @@
 
     python bench/tuning.py --kb hr|support [--questions 34] [--stages tone,tonep,raft]
                            [--tone-steps 20] [--tonep-steps 12] [--synth-n 100] [--raft-epochs 1]
-                           [--raft-target quote|answer_quote] [--ws DIR]
+                           [--raft-target quote|answer_quote] [--learning-rate 2e-4] [--ws DIR]
 
 One workspace on the example's ragtune.toml (its persona, the default generator), every step
 through the real CLI, so each row is what a team would see:
@@ -52,7 +52,7 @@ def cli(ws: Path, *args: str) -> tuple[dict[str, Any], float]:
     return json.loads(done.stdout), time.perf_counter() - started
 
 
-def workspace(kb: Path, ws: Path, synth_n: int, raft_target: str) -> None:
+def workspace(kb: Path, ws: Path, synth_n: int, raft_target: str, learning_rate: float | None) -> None:
     """The example's config, its documents (and SQL rows) indexed; nothing if ws already holds them."""
     if (ws / "ragtune.toml").is_file():
         return
@@ -60,6 +60,8 @@ def workspace(kb: Path, ws: Path, synth_n: int, raft_target: str) -> None:
     config = (kb / "ragtune.toml").read_text()
     config += f"\n[compare]\nconsistency_questions = 0\n\n[synth]\nn = {synth_n}\n"
     config += f'\n[tune.raft]\ntarget = "{raft_target}"\n'
+    if learning_rate is not None:
+        config += f"\n[tune.generator]\nlearning_rate = {learning_rate}\n"
     (ws / "ragtune.toml").write_text(config)
     subprocess.run([sys.executable, "-m", "ragtune.cli", "init", str(ws)], check=True, capture_output=True)
     cli(ws, "ingest", str(kb / "docs"))
@@ -158,6 +160,9 @@ def main() -> None:
     parser.add_argument("--synth-n", type=int, default=100)
     parser.add_argument("--raft-epochs", type=float, default=1.0)
     parser.add_argument("--raft-target", choices=["quote", "answer_quote"], default="quote")
+    parser.add_argument(
+        "--learning-rate", type=float, help="LoRA learning rate for every adapter (default: the config's)."
+    )
     parser.add_argument("--ws", type=Path, help="Workspace to build or resume (default: a new temp one).")
     args = parser.parse_args()
     stages = [s for s in args.stages.split(",") if s]
@@ -167,7 +172,7 @@ def main() -> None:
     kb = EXAMPLES / args.kb
     ws = args.ws or Path(tempfile.mkdtemp(prefix=f"ragtune-bench-tuning-{args.kb}-")) / "ws"
     print(f"workspace {ws}", flush=True)
-    workspace(kb, ws, args.synth_n, args.raft_target)
+    workspace(kb, ws, args.synth_n, args.raft_target, args.learning_rate)
     questions = held_out(kb, ws, args.questions)
     rows = [(name, row, 0.0) for name, row in compare(ws, kb, questions, None, "base,rag").items()]
     retriever = None
