@@ -4,8 +4,10 @@ backend on a laptop before pointing it at a cluster. The same gRPC API as a Milv
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -120,13 +122,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(".milvus"), help="where the server keeps its data")
     parser.add_argument("--port", type=int, default=19530)
     args = parser.parse_args()
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # `kill` must not leave the server process behind
+        signal.signal(sig, lambda *_: stopped.set())
     with LocalMilvus(args.data, port=args.port) as uri:
         print(f"Milvus is serving at {uri} (data in {args.data}); Ctrl-C stops it", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        stopped.wait()
 
 
 if __name__ == "__main__":
