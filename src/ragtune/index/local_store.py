@@ -33,7 +33,7 @@ from ragtune.index.segments import (
     save_base,
     stemmer,
 )
-from ragtune.index.store import Access, DocumentUpdate, StoredDocument, check_embedder
+from ragtune.index.store import Access, DocumentUpdate, StoredDocument, check_embedder, check_vectors
 from ragtune.sqlite import ThreadConnections
 from ragtune.types import Chunk, Document, document_id, index_text
 
@@ -130,10 +130,7 @@ class LocalStore:
         with self._write_lock, self.db:
             for update in updates:
                 doc = update.document
-                if update.vectors.shape != (len(update.chunks), self.dim):
-                    raise StoreError(
-                        f"{doc.source}: {update.vectors.shape} vectors for {len(update.chunks)} chunks"
-                    )
+                check_vectors(update, self.dim)
                 self._remove_chunks(doc.doc_id)
                 self.db.execute(
                     "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

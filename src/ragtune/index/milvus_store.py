@@ -44,7 +44,7 @@ from ragtune.index.segments import (
     save_base,
     stemmer,
 )
-from ragtune.index.store import Access, DocumentUpdate, StoredDocument, check_embedder
+from ragtune.index.store import Access, DocumentUpdate, StoredDocument, check_embedder, check_vectors
 from ragtune.types import Chunk, Document, document_id, index_text
 
 POINTER = "milvus.json"  # in the index folder: which collections hold this index
@@ -720,8 +720,7 @@ def _meta_clause(key: str, value: str) -> str:
 
 def _check_update(update: DocumentUpdate, dim: int) -> None:
     doc = update.document
-    if update.vectors.shape != (len(update.chunks), dim):
-        raise StoreError(f"{doc.source}: {update.vectors.shape} vectors for {len(update.chunks)} chunks")
+    check_vectors(update, dim)
     reason = _refusal(doc, update.chunks)
     if reason:
         raise StoreError(f"{doc.source[:200]}: {reason}")

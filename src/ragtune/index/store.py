@@ -21,7 +21,7 @@ from ragtune.types import Chunk, Document
 if TYPE_CHECKING:
     from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder
 
-__all__ = ["Access", "DocumentUpdate", "Store", "StoredDocument", "check_embedder"]
+__all__ = ["Access", "DocumentUpdate", "Store", "StoredDocument", "check_embedder", "check_vectors"]
 
 
 @dataclass
@@ -43,6 +43,14 @@ class StoredDocument:
     groups: list[str]
     chunks: int
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def check_vectors(update: DocumentUpdate, dim: int) -> None:
+    """Refuse a write whose vectors do not match its chunks one to one at the index's dimension."""
+    if update.vectors.shape != (len(update.chunks), dim):
+        raise StoreError(
+            f"{update.document.source}: {update.vectors.shape} vectors for {len(update.chunks)} chunks"
+        )
 
 
 def check_embedder(stored: dict[str, str], model: str, dim: int) -> None:
