@@ -1,6 +1,6 @@
 """What each tuned strategy buys on an example knowledge base, measured by `ragtune compare` itself.
 
-    python bench/tuning.py --kb hr|support [--questions 34] [--stages tone,tonep,raft]
+    python bench/tuning.py --kb hr|support [--questions 34] [--stages tone,tonep,toned,raft]
                            [--tone-steps 20] [--tonep-steps 12] [--synth-n 100] [--raft-epochs 1]
                            [--raft-target quote|answer_quote] [--learning-rate 2e-4] [--ws DIR]
 
@@ -8,6 +8,8 @@ One workspace on the example's ragtune.toml (its persona, the default generator)
 through the real CLI, so each row is what a team would see:
 - tone:  `tune generator` on the example's style.jsonl (bare questions), export to GGUF.
 - tonep: the same examples `--with-passages` (set in the rag prompt beside retrieved passages).
+- toned: `tune tone`: the voice learnt on the bare examples, then its right answers in the house
+  style to synthesised questions, in the hybrid prompt, as training data (see ragtune.tune.tone).
 - raft:  `synth`, then `tune raft` on those questions, export.
 - retriever (not in the default stages; run it last, it switches the index): `tune retriever`, and
   dense nDCG@10 before/after on the human questions (never trained on).
@@ -32,7 +34,7 @@ from typing import Any
 from _common import print_table
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-STAGES = ("tone", "tonep", "raft")
+STAGES = ("tone", "tonep", "toned", "raft")
 ALL_STAGES = (*STAGES, "retriever")
 
 
@@ -86,6 +88,8 @@ def train(ws: Path, kb: Path, stage: str, args: argparse.Namespace) -> float:
         if stage == "raft":
             cli(ws, "synth")
             cli(ws, "tune", "raft", "--epochs", str(args.raft_epochs), "--name", stage)
+        elif stage == "toned":
+            cli(ws, "tune", "tone", "--data", str(kb / "style.jsonl"), "--name", stage)
         else:
             steps = args.tone_steps if stage == "tone" else args.tonep_steps
             extra = ["--with-passages"] if stage == "tonep" else []

@@ -605,6 +605,37 @@ def tune_raft(
     out.print("[dim]`ragtune ask --strategy hybrid` now uses this adapter[/dim]")
 
 
+@tune_app.command("tone")
+def tune_tone(
+    data: Annotated[Path, typer.Option(help="Style examples (chat JSONL): answers in the house voice.")],
+    questions: Annotated[
+        Path | None,
+        typer.Option(help="Questions with answers the voice model answers (default: synthesise them)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Adapter name under .ragtune/adapters/.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A tone adapter for hybrid that keeps reading: the voice learnt, then distilled into right answers."""
+    report, built = jobs.tune_tone(_open(), data, questions=questions, name=name, show_progress=not as_json)
+    rejected = ", ".join(f"{n} {why}" for why, n in built.rejected.items()) or "none"
+    if as_json:
+        _print_json(
+            {
+                **report.to_dict(),
+                "asked": built.asked,
+                "kept": len(built.examples),
+                "rejected": dict(built.rejected),
+            }
+        )
+        return
+    out.print(
+        f"the voice model answered {built.asked} questions in the hybrid prompt: {len(built.examples)} right "
+        f"and in the house style ({built.marker or 'no common sign-off'}) kept · not kept: {rejected}"
+    )
+    _print_tune_report(report)
+    out.print("[dim]`ragtune export` it, then `ragtune ask --strategy hybrid` uses this adapter[/dim]")
+
+
 @tune_app.command("fusion")
 def tune_fusion(
     questions: Annotated[

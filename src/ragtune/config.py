@@ -185,13 +185,26 @@ class RaftConfig(_Section):
     seed: int = 0
 
 
+class ToneConfig(_Section):
+    voice_steps: int = Field(
+        20, ge=1, description="Steps of the voice adapter on the bare style examples (examples/hr: 73 s)."
+    )
+    steps: int = Field(
+        20, ge=1, description="Steps of the final adapter on the distilled answers and the style examples."
+    )
+
+
 class TuneConfig(_Section):
     generator: GeneratorTuneConfig = Field(default_factory=GeneratorTuneConfig)
     retriever: RetrieverTuneConfig = Field(default_factory=RetrieverTuneConfig)
     raft: RaftConfig = Field(default_factory=RaftConfig)
-    adapter: str = Field("", description="Adapter for `finetuned`; empty: the newest non-RAFT adapter.")
+    tone: ToneConfig = Field(default_factory=ToneConfig)
+    adapter: str = Field(
+        "", description="Adapter for `finetuned`; empty: the newest one not trained in the rag prompt."
+    )
     hybrid_adapter: str = Field(
-        "", description="Adapter for `hybrid`; empty: the newest RAFT adapter, else any."
+        "",
+        description="Adapter for `hybrid`; empty: the newest trained in the rag prompt (RAFT, tone), else any.",
     )
 
 

@@ -398,7 +398,7 @@ class Workspace:
     def adapter_dir(self, strategy: str = "finetuned") -> Path | None:
         """The adapter a tuned strategy uses: the one named in config, else the newest fitting one.
 
-        `hybrid` prefers a RAFT adapter (trained on its prompt format); `finetuned` prefers one that is not.
+        `hybrid` prefers one trained in its prompt (RAFT, tone, --with-passages); `finetuned` one that is not.
         """
         named = self.config.tune.hybrid_adapter if strategy == "hybrid" else self.config.tune.adapter
         if named:
@@ -409,9 +409,9 @@ class Workspace:
                 )
             return chosen
         trained = Manifest.newest_first(self.layout.adapters)
-        raft = [m.folder for m in trained if m.kind == "raft"]
-        others = [m.folder for m in trained if m.kind != "raft"]
-        candidates = (raft if strategy == "hybrid" else others) or [m.folder for m in trained]
+        reads = [m.folder for m in trained if m.get("prompt_layout")]
+        others = [m.folder for m in trained if not m.get("prompt_layout")]
+        candidates = (reads if strategy == "hybrid" else others) or [m.folder for m in trained]
         return candidates[0] if candidates else None
 
     def reload_config(self) -> None:
@@ -433,6 +433,10 @@ class Workspace:
                 "no tuned generator in this workspace yet: run `ragtune tune generator --data TRAIN.jsonl` "
                 "or `ragtune tune raft` (or use --strategy rag or base)"
             )
+        return self.adapter_generator(adapter)
+
+    def adapter_generator(self, adapter: Path) -> tuple[Generator, dict[str, Any]]:
+        """One trained adapter as a generator, loaded once, and its manifest."""
         manifest = Manifest.read(adapter).data
         if adapter not in self._tuned:
             gguf = manifest.get("exports", {}).get("gguf")

@@ -3,7 +3,7 @@
 from ragtune.jobs.beir import beir_workspace, evaluate_beir
 from ragtune.jobs.compare import advise, compare
 from ragtune.jobs.freshness import probe_freshness
-from ragtune.jobs.tune import export, synth, tune_fusion, tune_generator, tune_raft, tune_retriever
+from ragtune.jobs.tune import export, synth, tune_fusion, tune_generator, tune_raft, tune_retriever, tune_tone
 
 __all__ = [
     "advise",
@@ -17,4 +17,5 @@ __all__ = [
     "tune_generator",
     "tune_raft",
     "tune_retriever",
+    "tune_tone",
 ]

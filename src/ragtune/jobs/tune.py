@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ragtune.config import GeneratorTuneConfig, update_config
 from ragtune.errors import ConfigError, DataError
+from ragtune.evaluate.metrics import style_marker
 from ragtune.evaluate.questions import read_questions
+from ragtune.generate import params_from
 from ragtune.generate.prompts import RAG_PROMPT_LAYOUT
 from ragtune.manifest import Manifest, write_text_atomic
 from ragtune.tune.data import load_examples
@@ -18,6 +20,7 @@ from ragtune.tune.generator import TuneReport, train_generator
 from ragtune.tune.raft import RaftBuild, build_raft, in_rag_prompt
 from ragtune.tune.retriever import RetrieverTuneReport, train_retriever
 from ragtune.tune.synth import SynthReport, synthesize
+from ragtune.tune.tone import ToneBuild, distil_in_voice
 from ragtune.workspace import Workspace
 
 
@@ -162,6 +165,84 @@ def tune_raft(
             "citations": "inline",
             "questions": str(data),
             "prompt_layout": RAG_PROMPT_LAYOUT,
+        },
+    )
+    ws.forget_tuned()
+    return report, built
+
+
+def tune_tone(
+    ws: Workspace,
+    style: Path,
+    *,
+    questions: Path | None = None,
+    name: str | None = None,
+    show_progress: bool = True,
+) -> tuple[TuneReport, ToneBuild]:
+    """A tone adapter for hybrid that keeps reading (see ragtune.tune.tone), in three steps.
+
+    1. NAME-voice: LoRA on the bare style examples, exported to GGUF (it answers step 2 fast).
+    2. The voice model answers the questions (default: synthesised) in the hybrid prompt; the right
+       answers in the house style are kept.
+    3. NAME: LoRA on those answers beside their passages, plus the bare style examples (so that
+       `finetuned` keeps the voice too).
+    """
+    config = ws.config.tune.tone
+    examples = load_examples(style)
+    questions = _questions(ws, questions, show_progress)
+    name = name or time.strftime("tone-%Y%m%d-%H%M%S")
+    voice_name = f"{name}-voice"
+    tune_generator(ws, style, max_steps=config.voice_steps, name=voice_name, show_progress=show_progress)
+    export(ws, voice_name)
+    voice, _ = ws.adapter_generator(ws.layout.adapters / voice_name)
+    marker = ws.config.compare.style_marker or style_marker([e.completion for e in examples])
+    built = distil_in_voice(
+        ws.retriever,
+        voice,
+        read_questions(questions),
+        params_from(ws.config.generator),
+        passages=ws.config.answer.passages,
+        allowed=ws.training_access(),
+        persona=ws.config.answer.persona,
+        marker=marker,
+        console=ws.console,
+        show_progress=show_progress,
+    )
+    ws.forget_tuned()  # the voice model's memory goes back before training
+    if not built.examples:
+        rejected = ", ".join(f"{n} {why}" for why, n in built.rejected.items())
+        raise DataError(
+            f"none of the voice model's {built.asked} answers was both right and in the house style "
+            f"({rejected}); raise [tune.tone] voice_steps or check {style}"
+        )
+    run_dir = ws.layout.adapters / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = run_dir / "tone.jsonl"
+    bare = [{"messages": [*e.prompt, {"role": "assistant", "content": e.completion}]} for e in examples]
+    rows = built.examples + bare
+    write_text_atomic(data, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    tune_config = generator_tune_config(ws)
+    tune_config = tune_config.model_copy(update={"max_length": max(tune_config.max_length, 1024)})
+    report = train_generator(
+        data,
+        run_dir,
+        tune_config,
+        max_steps=config.steps,
+        console=ws.console,
+        show_progress=show_progress,
+        manifest_extra={
+            "kind": "tone",
+            "citations": "inline",
+            "prompt_layout": RAG_PROMPT_LAYOUT,
+            "voice": voice_name,
+            "style": str(style),
+            "questions": str(questions),
+            "distilled": {
+                "asked": built.asked,
+                "kept": len(built.examples),
+                "marker": marker,
+                "rejected": dict(built.rejected),
+            },
         },
     )
     ws.forget_tuned()
