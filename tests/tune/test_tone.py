@@ -93,7 +93,7 @@ def test_tune_tone_trains_an_adapter_that_hybrid_serves(tmp_path: Path) -> None:
     ws = init_workspace(tmp_path / "ws", config)
     run_cli("ingest", str(HR_DOCS / "policies"), cwd=ws)
     rows = [json.loads(line) for line in (HR / "questions.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["gold_doc"].startswith("policies/")][:8]
+    rows = [r for r in rows if (r["gold_doc"] or "").startswith("policies/")][:8]
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
