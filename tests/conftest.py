@@ -9,11 +9,12 @@ import subprocess
 import sys
 import tomllib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from ragtune.generate import GenerationParams, Message
 from ragtune.index.embedder import SentenceTransformerEmbedder
 from ragtune.workspace import Workspace
 
@@ -32,6 +33,24 @@ SMALL_MODEL = 'model = "builtin:smollm2-135m-instruct"\ncontext_window = 2048\n'
 # joins the context and it answers "2 paid leave days"), and the cosine guard at 0.35 (it cannot refuse
 # by itself). The default model runs with the defaults in tests/e2e/test_default_model.py.
 SMALL_MODEL_HR_PERSONA = "You are a helpful HR assistant."
+
+
+class ScriptedModel:
+    """Replies per question with a scripted text. Stands in for a model in logic tests of what is kept."""
+
+    name = "scripted"
+    context_window = 4096
+
+    def __init__(self, replies: dict[str, str]) -> None:
+        self.replies = replies
+        self.prompts: list[Sequence[Message]] = []
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return sum(len(m["content"].split()) for m in messages)
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[str]:
+        self.prompts.append(messages)
+        yield self.replies[messages[-1]["content"]]
 
 
 def workspace_config(example: Path | None = HR, *, small_model: bool = True) -> str:

@@ -629,8 +629,8 @@ def tune_tone(
         )
         return
     out.print(
-        f"the voice model answered {built.asked} questions in the hybrid prompt: {len(built.examples)} right "
-        f"and in the house style ({built.marker or 'no common sign-off'}) kept · not kept: {rejected}"
+        f"the voice model answered {built.asked} questions in the hybrid prompt: {len(built.examples)} right, "
+        f"grounded and in the house style ({built.marker or 'no common sign-off'}) kept · not kept: {rejected}"
     )
     _print_tune_report(report)
     out.print("[dim]`ragtune export` it, then `ragtune ask --strategy hybrid` uses this adapter[/dim]")

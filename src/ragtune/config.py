@@ -177,10 +177,11 @@ class RaftConfig(_Section):
         0.8, ge=0.0, le=1.0, description="Share of examples that include the gold passage (RAFT's P)."
     )
     epochs: float = Field(2.0, gt=0, description="RAFT examples are long (three passages): fewer epochs.")
-    target: Literal["quote", "answer_quote"] = Field(
+    target: Literal["quote", "answer_quote", "self"] = Field(
         "quote",
         description='What an answer with the oracle says: quote: "sentence" [n]; '
-        'answer_quote: the short answer first, then the quote: 25 days: "sentence" [n].',
+        'answer_quote: the short answer first, then the quote: 25 days: "sentence" [n]; '
+        "self: the base model's own answer in that prompt, kept when right and grounded.",
     )
     seed: int = 0
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from ragtune.errors import DataError
 from ragtune.evaluate.questions import read_questions
+from ragtune.generate import GenerationParams
 from ragtune.generate.prompts import REFUSAL, rag_messages
-from ragtune.tune.raft import build_raft
+from ragtune.index.store import Access
+from ragtune.tune.raft import build_raft, with_own_answers
 from ragtune.workspace import Workspace
-from tests.conftest import HR, run_cli
+from tests.conftest import HR, HR_DOCS, ScriptedModel, run_cli
 
 
 def test_question_files_report_bad_lines(tmp_path: Path) -> None:
@@ -21,6 +25,49 @@ def test_question_files_report_bad_lines(tmp_path: Path) -> None:
     bad.write_text('{"question": "How many days?", "answers": ["25 days"]}\n{"answers": ["x"]}\n')
     with pytest.raises(DataError, match=r"q.jsonl:2: expected an object with a non-empty \"question\""):
         read_questions(bad)
+
+
+def test_own_answers_replace_the_quotes_only_where_right_and_grounded(
+    make_workspace: Callable[..., Workspace],
+) -> None:
+    ws = make_workspace()
+    ws.ingest([HR_DOCS / "policies"], show_progress=False)  # sources relative to it: annual-leave.md
+    rows = [
+        {**r, "gold_doc": r["gold_doc"].removeprefix("policies/")}
+        for r in read_questions(HR / "questions.jsonl")
+        if (r["gold_doc"] or "").startswith("policies/")
+    ]
+    config = ws.config.tune.raft.model_copy(update={"oracle_share": 0.7})
+    built = build_raft(ws.retriever, rows[:12], config, allowed=Access(), persona="You are an HR assistant.")
+    asked = [c for c in built.candidates if c is not None]
+    assert len(asked) == built.with_oracle >= 4 and built.without_oracle >= 1
+    quotes = {e["messages"][1]["content"]: e["messages"][2]["content"] for e in built.examples}
+    replies = {c.prompt[-1]["content"]: quotes[c.prompt[-1]["content"]] for c in asked}  # right and grounded
+    wrong, padded = asked[0].prompt[-1]["content"], asked[1].prompt[-1]["content"]
+    replies[wrong] = "It is 40 days, whatever your contract says."
+    replies[padded] += " Staff also earn a cash bonus of 900 euros every December."
+    model = ScriptedModel(replies)
+
+    own = with_own_answers(
+        built,
+        model,
+        GenerationParams(),
+        embedder=ws.retriever.embedder,
+        console=Console(quiet=True),
+        show_progress=False,
+    )
+    assert list(model.prompts) == [c.prompt for c in asked], "asked in exactly the prompt hybrid sends"
+    assert own.with_oracle == len(asked) - 2
+    assert (
+        own.skipped["own answer wrong"] == 1 and own.skipped["own answer not grounded in the passages"] == 1
+    )
+    answered = sorted(
+        e["messages"][2]["content"] for e in own.examples if e["messages"][2]["content"] != REFUSAL
+    )
+    assert answered == sorted(replies[c.prompt[-1]["content"]] for c in asked[2:])
+    share = built.without_oracle / (built.with_oracle + built.without_oracle)
+    assert own.without_oracle == min(built.without_oracle, round(own.with_oracle * share / (1 - share)))
+    assert len(own.examples) == own.with_oracle + own.without_oracle, "the refusals keep their share"
 
 
 @pytest.mark.slow  # a real model

@@ -5,39 +5,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from ragtune.generate import GenerationParams, Message
+from ragtune.generate import GenerationParams
 from ragtune.generate.prompts import REFUSAL, rag_messages
 from ragtune.index.store import Access
 from ragtune.tune.tone import distil_in_voice
 from ragtune.workspace import Workspace
-from tests.conftest import HR, HR_DOCS, init_workspace, run_cli, workspace_config
+from tests.conftest import HR, HR_DOCS, ScriptedModel, init_workspace, run_cli, workspace_config
 
 SIGN_OFF = "— Brightwell People Team"
 PASSAGE = re.compile(r'<passage id="\d+" source="[^"]*">\n.*?\n</passage>', re.S)
-
-
-class VoiceByQuestion:
-    """Replies per question with a scripted text. Stands in for the voice model in a logic test only."""
-
-    name = "scripted-voice"
-    context_window = 4096
-
-    def __init__(self, replies: dict[str, str]) -> None:
-        self.replies = replies
-        self.prompts: list[Sequence[Message]] = []
-
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        return sum(len(m["content"].split()) for m in messages)
-
-    def stream(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[str]:
-        self.prompts.append(messages)
-        yield self.replies[messages[-1]["content"]]
 
 
 def test_only_right_answers_in_the_house_style_are_kept_in_the_hybrid_prompt(
@@ -50,14 +32,20 @@ def test_only_right_answers_in_the_house_style_are_kept_in_the_hybrid_prompt(
         {"question": "How many unused leave days carry over?", "answers": ["5"]},
         {"question": "When must carried-over leave be used?", "answers": ["31 March"]},
         {"question": "Who approves leave requests?", "answers": ["your manager"]},
+        {"question": "How much annual leave do full-time staff have?", "answers": ["25 days"]},
         {"question": "Is there a question without an answer?", "answers": [" "]},
     ]
-    voice = VoiceByQuestion(
+    voice = ScriptedModel(
         {
             rows[0]["question"]: f"You get 25 days a year, on top of public holidays.\n\n{SIGN_OFF}",
             rows[1]["question"]: f"You can carry over 3 days.\n\n{SIGN_OFF}",  # wrong
             rows[2]["question"]: "Use them by 31 March. [1]",  # right, but not in the house style
             rows[3]["question"]: REFUSAL,
+            # right and signed, but padded from memory: no passage says anything about a cash bonus
+            rows[4][
+                "question"
+            ]: f"Full-time staff have 25 days. Unused days earn a cash bonus of 900 euros each "
+            f"December.\n\n{SIGN_OFF}",
         }
     )
     built = distil_in_voice(
@@ -72,9 +60,10 @@ def test_only_right_answers_in_the_house_style_are_kept_in_the_hybrid_prompt(
         console=Console(quiet=True),
         show_progress=False,
     )
-    assert built.asked == 4 and len(voice.prompts) == 4, "a row with no answer to check is not asked"
+    assert built.asked == 5 and len(voice.prompts) == 5, "a row with no answer to check is not asked"
     assert dict(built.rejected) == {
         "wrong": 1,
+        "not grounded in the passages": 1,
         "not in the house style": 1,
         "refused": 1,
         "no answer to check": 1,

@@ -14,13 +14,14 @@ from ragtune.generate import params_from
 from ragtune.generate.prompts import RAG_PROMPT_LAYOUT
 from ragtune.manifest import Manifest, write_text_atomic
 from ragtune.tune.data import load_examples
+from ragtune.tune.distil import Distilled
 from ragtune.tune.export import ExportReport, export_adapter
 from ragtune.tune.fusion import FusionFit, fit_fusion
 from ragtune.tune.generator import TuneReport, train_generator
-from ragtune.tune.raft import RaftBuild, build_raft, in_rag_prompt
+from ragtune.tune.raft import RaftBuild, build_raft, in_rag_prompt, with_own_answers
 from ragtune.tune.retriever import RetrieverTuneReport, train_retriever
 from ragtune.tune.synth import SynthReport, synthesize
-from ragtune.tune.tone import ToneBuild, distil_in_voice
+from ragtune.tune.tone import distil_in_voice
 from ragtune.workspace import Workspace
 
 
@@ -143,6 +144,16 @@ def tune_raft(
         allowed=ws.training_access(),
         persona=ws.config.answer.persona,
     )
+    if ws.config.tune.raft.target == "self":
+        built = with_own_answers(
+            built,
+            ws.generator,
+            params_from(ws.config.generator),
+            embedder=ws.embedder,
+            console=ws.console,
+            seed=ws.config.tune.raft.seed,
+            show_progress=show_progress,
+        )
     if not built.examples:
         raise DataError(f"{data}: no usable RAFT examples ({built.skipped})")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +189,7 @@ def tune_tone(
     questions: Path | None = None,
     name: str | None = None,
     show_progress: bool = True,
-) -> tuple[TuneReport, ToneBuild]:
+) -> tuple[TuneReport, Distilled]:
     """A tone adapter for hybrid that keeps reading (see ragtune.tune.tone), in three steps.
 
     1. NAME-voice: LoRA on the bare style examples, exported to GGUF (it answers step 2 fast).
@@ -212,7 +223,7 @@ def tune_tone(
     if not built.examples:
         rejected = ", ".join(f"{n} {why}" for why, n in built.rejected.items())
         raise DataError(
-            f"none of the voice model's {built.asked} answers was both right and in the house style "
+            f"none of the voice model's {built.asked} answers was right, grounded and in the house style "
             f"({rejected}); raise [tune.tone] voice_steps or check {style}"
         )
     run_dir = ws.layout.adapters / name

@@ -2,24 +2,29 @@
 
 Each example is the exact prompt the hybrid strategy sends (numbered passages, inline citations):
 the oracle passage hidden among distractors that retrieval really returns for the question. The
-target quotes the sentence it relies on and cites its number. In a share of examples
-(1 - oracle_share) the oracle is left out; there, unlike the RAFT paper (which still answers, to
-force memorisation), the target is the refusal: an assistant must not answer from thin air.
+target quotes the sentence it relies on and cites its number, or (target "self") is the model's
+own answer in that prompt, kept only when right and grounded (ragtune.tune.distil). In a share of
+examples (1 - oracle_share) the oracle is left out; there, unlike the RAFT paper (which still
+answers, to force memorisation), the target is the refusal: an assistant must not answer from thin air.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
+from rich.console import Console
+
 from ragtune.config import RaftConfig
-from ragtune.generate.base import Message
+from ragtune.generate.base import GenerationParams, Generator, Message
 from ragtune.generate.prompts import REFUSAL, format_passage, rag_messages
+from ragtune.index.embedder import Embedder
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.tune.data import Example
+from ragtune.tune.distil import Candidate, distil
 from ragtune.tune.synth import split_sentences
 from ragtune.types import Chunk, Hit
 
@@ -30,6 +35,8 @@ class RaftBuild:
     with_oracle: int
     without_oracle: int
     skipped: dict[str, int]
+    # per example, what checks a model's own answer in its place (None: a refusal example)
+    candidates: list[Candidate | None] = field(default_factory=list)
 
 
 def evidence_sentence(chunk: Chunk, answers: list[str]) -> str | None:
@@ -76,6 +83,7 @@ def build_raft(
     """Chat examples in the hybrid strategy's own prompt format, from what `allowed` may read."""
     rng = random.Random(cfg.seed)
     examples: list[dict[str, Any]] = []
+    candidates: list[Candidate | None] = []
     skipped: Counter[str] = Counter()
     with_oracle = without_oracle = 0
     for row in questions:
@@ -111,9 +119,47 @@ def build_raft(
             target = REFUSAL
             without_oracle += 1
         prompt = rag_messages(question, texts, style="inline", persona=persona)
-        messages = [*prompt, {"role": "assistant", "content": target}]
-        examples.append({"messages": messages})
-    return RaftBuild(examples, with_oracle, without_oracle, dict(skipped))
+        examples.append({"messages": [*prompt, {"role": "assistant", "content": target}]})
+        candidates.append(Candidate(prompt, passages, answers) if target != REFUSAL else None)
+    return RaftBuild(examples, with_oracle, without_oracle, dict(skipped), candidates)
+
+
+def with_own_answers(
+    built: RaftBuild,
+    model: Generator,
+    params: GenerationParams,
+    *,
+    embedder: Embedder | None,
+    console: Console,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> RaftBuild:
+    """The oracle examples' targets replaced by the model's own right, grounded answers; the others dropped.
+
+    The refusal examples are thinned to keep their share of the whole: more refusals than the
+    configured share teach refusing questions the passages do answer.
+    """
+    candidates = [c for c in built.candidates if c is not None]
+    own = distil(
+        model,
+        candidates,
+        params,
+        embedder=embedder,
+        console=console,
+        label="answer",
+        show_progress=show_progress,
+    )
+    refusals = [e for e, c in zip(built.examples, built.candidates, strict=True) if c is None]
+    share = built.without_oracle / max(1, built.with_oracle + built.without_oracle)
+    keep = round(len(own.examples) * share / (1 - share)) if share < 1 else len(refusals)
+    refusals = random.Random(seed).sample(refusals, min(keep, len(refusals)))
+    skipped = Counter(built.skipped)
+    for reason, n in own.rejected.items():
+        skipped[f"own answer {reason}"] += n
+    skipped["refusal examples thinned"] += built.without_oracle - len(refusals)
+    examples = own.examples + refusals
+    random.Random(seed).shuffle(examples)
+    return RaftBuild(examples, len(own.examples), len(refusals), dict(+skipped))
 
 
 def in_rag_prompt(
