@@ -2,7 +2,7 @@
 
     python bench/tuning.py --kb hr|support [--questions 34] [--stages tone,tonep,toned,raft]
                            [--tone-steps 20] [--tonep-steps 12] [--synth-n 100] [--raft-epochs 1]
-                           [--raft-target quote|answer_quote] [--learning-rate 2e-4] [--ws DIR]
+                           [--raft-target quote|answer_quote|self] [--learning-rate 2e-4] [--ws DIR]
 
 One workspace on the example's ragtune.toml (its persona, the default generator), every step
 through the real CLI, so each row is what a team would see:
@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--tonep-steps", type=int, default=12)
     parser.add_argument("--synth-n", type=int, default=100)
     parser.add_argument("--raft-epochs", type=float, default=1.0)
-    parser.add_argument("--raft-target", choices=["quote", "answer_quote"], default="quote")
+    parser.add_argument("--raft-target", choices=["quote", "answer_quote", "self"], default="quote")
     parser.add_argument(
         "--learning-rate", type=float, help="LoRA learning rate for every adapter (default: the config's)."
     )

@@ -190,9 +190,7 @@ class ToneConfig(_Section):
     voice_steps: int = Field(
         20, ge=1, description="Steps of the voice adapter on the bare style examples (examples/hr: 73 s)."
     )
-    steps: int = Field(
-        20, ge=1, description="Steps of the final adapter on the distilled answers and the style examples."
-    )
+    steps: int = Field(20, ge=1, description="Steps of the final adapter on the distilled answers.")
 
 
 class TuneConfig(_Section):
