@@ -39,13 +39,17 @@ def test_own_answers_replace_the_quotes_only_where_right_and_grounded(
     ]
     config = ws.config.tune.raft.model_copy(update={"oracle_share": 0.7})
     built = build_raft(ws.retriever, rows[:12], config, allowed=Access(), persona="You are an HR assistant.")
-    asked = [c for c in built.candidates if c is not None]
-    assert len(asked) == built.with_oracle >= 4 and built.without_oracle >= 1
+    asked = [c for c in built.candidates if c.answers]
+    without = [c for c in built.candidates if not c.answers]
+    assert len(asked) == built.with_oracle >= 4 and len(without) == built.without_oracle >= 2
     quotes = {e["messages"][1]["content"]: e["messages"][2]["content"] for e in built.examples}
     replies = {c.prompt[-1]["content"]: quotes[c.prompt[-1]["content"]] for c in asked}  # right and grounded
+    replies |= {c.prompt[-1]["content"]: REFUSAL for c in without}
     wrong, padded = asked[0].prompt[-1]["content"], asked[1].prompt[-1]["content"]
     replies[wrong] = "It is 40 days, whatever your contract says."
     replies[padded] += " Staff also earn a cash bonus of 900 euros every December."
+    guessed = without[0].prompt[-1]["content"]
+    replies[guessed] = "You get 12 days for that."  # the oracle is not in its prompt: it guessed
     model = ScriptedModel(replies)
 
     own = with_own_answers(
@@ -56,17 +60,20 @@ def test_own_answers_replace_the_quotes_only_where_right_and_grounded(
         console=Console(quiet=True),
         show_progress=False,
     )
-    assert list(model.prompts) == [c.prompt for c in asked], "asked in exactly the prompt hybrid sends"
+    assert list(model.prompts) == [c.prompt for c in asked + without], (
+        "asked in exactly the prompt hybrid sends"
+    )
     assert own.with_oracle == len(asked) - 2
     assert (
         own.skipped["own answer wrong"] == 1 and own.skipped["own answer not grounded in the passages"] == 1
     )
+    assert own.skipped["own answer answered without the passage"] == 1
     answered = sorted(
         e["messages"][2]["content"] for e in own.examples if e["messages"][2]["content"] != REFUSAL
     )
     assert answered == sorted(replies[c.prompt[-1]["content"]] for c in asked[2:])
     share = built.without_oracle / (built.with_oracle + built.without_oracle)
-    assert own.without_oracle == min(built.without_oracle, round(own.with_oracle * share / (1 - share)))
+    assert own.without_oracle == min(len(without) - 1, round(own.with_oracle * share / (1 - share)))
     assert len(own.examples) == own.with_oracle + own.without_oracle, "the refusals keep their share"
 
 

@@ -46,12 +46,14 @@ class Distilled:
 def verdict(
     text: str, answers: list[str], passages: Sequence[Chunk], embedder: Embedder | None, marker: str | None
 ) -> str | None:
-    """Why an answer is not kept (None: keep it).
+    """Why an answer is not kept (None: keep it). No accepted answers: only a refusal is kept.
 
     Grounded means every claim sentence is supported by a passage (the check `ask` runs on every
     answer); the house mark is not a claim. Right but padded from memory is what a tuned model
     then learns to do (examples/support: "raise `cache_gb`" where the passage said 50 GB).
     """
+    if not answers:  # the passages do not hold the answer: refusing is right
+        return None if is_refusal(text) else "answered without the passage"
     if is_refusal(text):
         return "refused"
     if not contains_answer(text, answers):

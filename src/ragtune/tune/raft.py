@@ -35,8 +35,8 @@ class RaftBuild:
     with_oracle: int
     without_oracle: int
     skipped: dict[str, int]
-    # per example, what checks a model's own answer in its place (None: a refusal example)
-    candidates: list[Candidate | None] = field(default_factory=list)
+    # per example, what checks a model's own answer in its place (no answers: it should refuse)
+    candidates: list[Candidate] = field(default_factory=list)
 
 
 def evidence_sentence(chunk: Chunk, answers: list[str]) -> str | None:
@@ -83,7 +83,7 @@ def build_raft(
     """Chat examples in the hybrid strategy's own prompt format, from what `allowed` may read."""
     rng = random.Random(cfg.seed)
     examples: list[dict[str, Any]] = []
-    candidates: list[Candidate | None] = []
+    candidates: list[Candidate] = []
     skipped: Counter[str] = Counter()
     with_oracle = without_oracle = 0
     for row in questions:
@@ -120,7 +120,7 @@ def build_raft(
             without_oracle += 1
         prompt = rag_messages(question, texts, style="inline", persona=persona)
         examples.append({"messages": [*prompt, {"role": "assistant", "content": target}]})
-        candidates.append(Candidate(prompt, passages, answers) if target != REFUSAL else None)
+        candidates.append(Candidate(prompt, passages, answers if target != REFUSAL else []))
     return RaftBuild(examples, with_oracle, without_oracle, dict(skipped), candidates)
 
 
@@ -134,29 +134,40 @@ def with_own_answers(
     seed: int = 0,
     show_progress: bool = True,
 ) -> RaftBuild:
-    """The oracle examples' targets replaced by the model's own right, grounded answers; the others dropped.
+    """Every target replaced by the model's own answer where it is right: where the oracle is in
+    the prompt, an answer that holds it and is grounded; where it is not, a refusal. The rest is dropped.
 
-    The refusal examples are thinned to keep their share of the whole: more refusals than the
-    configured share teach refusing questions the passages do answer.
+    Quote targets taught a way of answering the model did not have; the fixed refusal taught it
+    to refuse where retrieval did hold the answer (examples/hr: 2 of 31 answerable questions). Its
+    own refusals come where it found nothing. They are thinned to keep their configured share.
     """
-    candidates = [c for c in built.candidates if c is not None]
+    answerable = [c for c in built.candidates if c.answers]
     own = distil(
         model,
-        candidates,
+        answerable,
         params,
         embedder=embedder,
         console=console,
         label="answer",
         show_progress=show_progress,
     )
-    refusals = [e for e, c in zip(built.examples, built.candidates, strict=True) if c is None]
+    unanswerable = [c for c in built.candidates if not c.answers]
+    refused = distil(
+        model,
+        unanswerable,
+        params,
+        embedder=embedder,
+        console=console,
+        label="refuse",
+        show_progress=show_progress,
+    )
     share = built.without_oracle / max(1, built.with_oracle + built.without_oracle)
-    keep = round(len(own.examples) * share / (1 - share)) if share < 1 else len(refusals)
-    refusals = random.Random(seed).sample(refusals, min(keep, len(refusals)))
+    keep = round(len(own.examples) * share / (1 - share)) if share < 1 else len(refused.examples)
+    refusals = random.Random(seed).sample(refused.examples, min(keep, len(refused.examples)))
     skipped = Counter(built.skipped)
-    for reason, n in own.rejected.items():
+    for reason, n in (own.rejected + refused.rejected).items():
         skipped[f"own answer {reason}"] += n
-    skipped["refusal examples thinned"] += built.without_oracle - len(refusals)
+    skipped["own refusals thinned"] += len(refused.examples) - len(refusals)
     examples = own.examples + refusals
     random.Random(seed).shuffle(examples)
     return RaftBuild(examples, len(own.examples), len(refusals), dict(+skipped))
