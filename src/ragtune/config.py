@@ -73,13 +73,17 @@ class IndexConfig(_Section):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
         description="milvus: the name the index's collections start with (`<collection>_chunks`, ...).",
     )
+    milvus_index: Literal["FLAT", "HNSW"] = Field(
+        "FLAT",
+        description="milvus: the vectors' index: FLAT is exact; HNSW for millions of chunks (re-indexed on open).",
+    )
     ann_min_chunks: int = Field(
         200_000,
         ge=1,
         description="From this many chunks dense search walks an HNSW graph (approximate); exact below it.",
     )
     ef_search: int = Field(
-        128, ge=1, le=4096, description="HNSW search breadth: higher is slower, more exact."
+        128, ge=1, le=4096, description="HNSW search breadth (both backends): higher is slower, more exact."
     )
 
 

@@ -122,6 +122,8 @@ class Workspace:
                 uri=cfg.uri,
                 token=self._milvus_token(),
                 collection=cfg.collection,
+                vector_index=cfg.milvus_index,
+                ef_search=cfg.ef_search,
             )
         return LocalStore(
             self.layout.active_index(),

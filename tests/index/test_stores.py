@@ -51,15 +51,20 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.fixture(params=["local", "local-incremental", "milvus"])
+@pytest.fixture(params=["local", "local-incremental", "milvus", "milvus-hnsw"])
 def open_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> OpenStore:
     """How to open a store of each backend: the embedded index small enough to rebuild per write (the
-    default below 20k chunks), the embedded index as a large one runs (HNSW base + delta), Milvus."""
-    if request.param == "milvus":
+    default below 20k chunks), the embedded index as a large one runs (HNSW base + delta), Milvus
+    with exact (FLAT) and HNSW vector indexes."""
+    if request.param.startswith("milvus"):
         uri, collection = request.getfixturevalue("milvus_uri"), request.getfixturevalue("milvus_collection")
+        vector_index = "HNSW" if request.param == "milvus-hnsw" else "FLAT"
 
         def milvus(folder: Path, model: str = "test-model") -> Store:
-            return MilvusStore(folder, dim=DIM, model=model, uri=uri, collection=collection, rebuild_below=0)
+            return MilvusStore(
+                folder, dim=DIM, model=model, uri=uri, collection=collection, rebuild_below=0,
+                vector_index=vector_index,
+            )  # fmt: skip
 
         return milvus
     if request.param == "local":
@@ -279,6 +284,32 @@ def test_dropping_a_milvus_index_folder_drops_its_collections(
     assert not [c for c in client.list_collections() if c.startswith(milvus_collection)]
     assert not (tmp_path / "index").exists()
     client.close()
+
+
+def test_a_milvus_index_opened_with_another_vector_index_is_reindexed_and_keeps_its_chunks(
+    tmp_path: Path, milvus_uri: str, milvus_collection: str
+) -> None:
+    """A team that outgrows FLAT sets `[index] milvus_index = "HNSW"`: the next open re-indexes."""
+    from pymilvus import MilvusClient
+
+    rng = np.random.default_rng(11)
+    vectors = _unit(rng, 40)
+    store = MilvusStore(tmp_path / "index", dim=DIM, model="m", uri=milvus_uri, collection=milvus_collection)
+    store.write([_update(f"d{i}.md", [f"text {i}"], vectors[i : i + 1]) for i in range(40)])
+    store.close()
+    hnsw = MilvusStore(
+        tmp_path / "index", dim=DIM, model="m", uri=milvus_uri, collection=milvus_collection,
+        vector_index="HNSW", ef_search=64,
+    )  # fmt: skip
+    client = MilvusClient(uri=milvus_uri)
+    chunks = f"{hnsw.name}_chunks"
+    indexes = [client.describe_index(chunks, n)["index_type"] for n in client.list_indexes(chunks)]
+    client.close()
+    assert indexes == ["HNSW"]
+    hits = hnsw.search_dense(vectors[7], 3, Access())
+    assert [c.source for c in hnsw.chunks([hits[0][0]])] == ["d7.md"], "its own vector is the nearest"
+    assert len(hnsw.search_dense(vectors[0], 100, Access())) == 40, "k above ef still returns every chunk"
+    hnsw.close()
 
 
 class _HashEmbedder:

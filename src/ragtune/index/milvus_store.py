@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -59,6 +59,9 @@ EVERY_DOCUMENT_PART = 'key != ""'
 _PLACEHOLDER = [0.0, 0.0]
 P = ParamSpec("P")
 R = TypeVar("R")
+VectorIndex = Literal["FLAT", "HNSW"]
+# HNSW build parameters: Milvus' documented middle ground (M 8-64, efConstruction 8-512).
+_INDEX_PARAMS: dict[str, dict[str, int]] = {"FLAT": {}, "HNSW": {"M": 16, "efConstruction": 200}}
 _CHUNK_FIELDS = [
     "rowid", "chunk_id", "doc_id", "source", "title", "text", "start", "end", "heading", "page", "row",
     "groups", "meta",
@@ -111,10 +114,14 @@ class MilvusStore:
         rebuild_below: int = 2_000,
         poll_seconds: float = 1.0,
         timeout: float = 30.0,
+        vector_index: VectorIndex = "FLAT",
+        ef_search: int = 128,
     ) -> None:
         """`collection`: the name of a new index's collections (`<collection>_chunks`, ...); an
         existing index folder names its own. `poll_seconds`: how often a search checks for writes made
-        by other processes (this process's own writes are searchable at once)."""
+        by other processes (this process's own writes are searchable at once). `vector_index`: FLAT
+        is exact; HNSW (built by the server per sealed segment) is for millions of chunks, searched
+        with breadth `ef_search`. An existing index is re-indexed when its type differs."""
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
 
@@ -124,6 +131,8 @@ class MilvusStore:
         self.uri = uri
         self.rebuild_below = rebuild_below
         self.poll_seconds = poll_seconds
+        self.vector_index = vector_index
+        self.ef_search = ef_search
         self._credentials = token
         self._strong_until = 0.0
         self._pruned = 0.0
@@ -213,9 +222,8 @@ class MilvusStore:
                 for field, data_type, options in fields:
                     schema.add_field(field, data_type, **options)
                 self.client.create_collection(name, schema=schema, consistency_level="Bounded")
-                index = self.client.prepare_index_params()
-                index.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
-                self.client.create_index(name, index)
+                self._index_vectors(name, self.vector_index if name == self._collection("chunks") else "FLAT")
+        self._reindex_chunks()
         # Loads requested together and polled: one by one, pymilvus waits ~2.5 s for each.
         waiting = [n for n in names if not str(self.client.get_load_state(n)["state"]).endswith("Loaded")]
         for name in waiting:
@@ -232,6 +240,23 @@ class MilvusStore:
         pointer = self.directory / POINTER
         if not pointer.exists():
             pointer.write_text(json.dumps({"collection": self.name, "uri": self.uri}) + "\n")
+
+    def _index_vectors(self, collection: str, index_type: str) -> None:
+        index = self.client.prepare_index_params()
+        params = _INDEX_PARAMS[index_type]
+        index.add_index(field_name="vector", index_type=index_type, metric_type="IP", params=params)
+        self.client.create_index(collection, index)
+
+    def _reindex_chunks(self) -> None:
+        """The chunk vectors indexed as configured: the bookkeeping collections stay FLAT (a few rows)."""
+        chunks = self._collection("chunks")
+        names = self.client.list_indexes(chunks, field_name="vector")
+        if names and self.client.describe_index(chunks, names[0]).get("index_type") == self.vector_index:
+            return
+        self.client.release_collection(chunks)
+        for name in names:
+            self.client.drop_index(chunks, name)
+        self._index_vectors(chunks, self.vector_index)
 
     def _check_model(self) -> None:
         stored = self._meta(strong=True)
@@ -491,13 +516,18 @@ class MilvusStore:
             cache[pattern] = found
         return found
 
+    def _search_params(self, k: int) -> dict[str, Any]:
+        if self.vector_index == "HNSW":  # Milvus requires ef >= k
+            return {"metric_type": "IP", "params": {"ef": max(self.ef_search, min(k, MAX_K))}}
+        return {"metric_type": "IP"}
+
     @_engine_call
     def search_dense(self, vector: np.ndarray, k: int, access: Access) -> list[tuple[str, float]]:
         if k <= 0:
             return []
         hits = self.client.search(
             self._collection("chunks"), [np.asarray(vector, dtype=np.float32).tolist()], limit=min(k, MAX_K),
-            filter=self._filter_expression(access), output_fields=["chunk_id"], search_params={"metric_type": "IP"},
+            filter=self._filter_expression(access), output_fields=["chunk_id"], search_params=self._search_params(k),
             consistency_level=self._level(False),
         )  # fmt: skip
         return [(h["entity"]["chunk_id"], float(h["distance"])) for h in hits[0]]
@@ -633,6 +663,7 @@ class MilvusStore:
         copy = MilvusStore(
             target, dim=dim, model=model, uri=self.uri, token=self._credentials,
             collection=f"{self.name}_{uuid.uuid4().hex[:8]}", rebuild_below=self.rebuild_below,
+            vector_index=self.vector_index, ef_search=self.ef_search,
         )  # fmt: skip
         try:
             count = 0
