@@ -182,10 +182,10 @@ class RaftConfig(_Section):
     )
     epochs: float = Field(2.0, gt=0, description="RAFT examples are long (three passages): fewer epochs.")
     target: Literal["quote", "answer_quote", "self"] = Field(
-        "quote",
-        description='What an answer with the oracle says: quote: "sentence" [n]; '
-        'answer_quote: the short answer first, then the quote: 25 days: "sentence" [n]; '
-        "self: the base model's own answer in that prompt, kept when right and grounded.",
+        "self",
+        description="self: the base model's own answer in the RAFT prompt, kept when right and grounded "
+        '(hybrid beat rag on both examples: docs/decisions.md §17); quote: "sentence" [n]; '
+        'answer_quote: the short answer first, then the quote: 25 days: "sentence" [n].',
     )
     seed: int = 0
 

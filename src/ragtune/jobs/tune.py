@@ -173,6 +173,7 @@ def tune_raft(
         show_progress=show_progress,
         manifest_extra={
             "kind": "raft",
+            "raft_target": ws.config.tune.raft.target,
             "citations": "inline",
             "questions": str(data),
             "prompt_layout": RAG_PROMPT_LAYOUT,
