@@ -2,15 +2,16 @@
 
     python bench/tuning.py --kb hr|support [--questions 34] [--stages tone,tonep,toned,raft]
                            [--tone-steps 20] [--tonep-steps 12] [--synth-n 100] [--raft-epochs 1]
-                           [--raft-target quote|answer_quote|self] [--learning-rate 2e-4] [--ws DIR]
+                           [--raft-target self|quote|answer_quote] [--learning-rate 2e-4] [--ws DIR]
 
 One workspace on the example's ragtune.toml (its persona, the default generator), every step
 through the real CLI, so each row is what a team would see:
 - tone:  `tune generator` on the example's style.jsonl (bare questions), export to GGUF.
 - tonep: the same examples `--with-passages` (set in the rag prompt beside retrieved passages).
-- toned: `tune tone`: the voice learnt on the bare examples, then its right answers in the house
-  style to synthesised questions, in the hybrid prompt, as training data (see ragtune.tune.tone).
-- raft:  `synth`, then `tune raft` on those questions, export.
+- toned: `tune tone`: the voice learnt on the bare examples, then its right, grounded answers in the
+  house style to synthesised questions, in the hybrid prompt, as training data (ragtune.tune.tone).
+- raft:  `synth`, then `tune raft` on those questions (target: the model's own checked answers by
+  default), export.
 - retriever (not in the default stages; run it last, it switches the index): `tune retriever`, and
   dense nDCG@10 before/after on the human questions (never trained on).
 Then `compare` on held-out human questions (every k-th of questions.jsonl, never trained on): base
@@ -163,7 +164,7 @@ def main() -> None:
     parser.add_argument("--tonep-steps", type=int, default=12)
     parser.add_argument("--synth-n", type=int, default=100)
     parser.add_argument("--raft-epochs", type=float, default=1.0)
-    parser.add_argument("--raft-target", choices=["quote", "answer_quote", "self"], default="quote")
+    parser.add_argument("--raft-target", choices=["quote", "answer_quote", "self"], default="self")
     parser.add_argument(
         "--learning-rate", type=float, help="LoRA learning rate for every adapter (default: the config's)."
     )
