@@ -309,6 +309,10 @@ def test_a_milvus_index_opened_with_another_vector_index_is_reindexed_and_keeps_
     hits = hnsw.search_dense(vectors[7], 3, Access())
     assert [c.source for c in hnsw.chunks([hits[0][0]])] == ["d7.md"], "its own vector is the nearest"
     assert len(hnsw.search_dense(vectors[0], 100, Access())) == 40, "k above ef still returns every chunk"
+    hnsw.write([_update(f"e{i}.md", [f"more {i}"], vectors[i : i + 1]) for i in range(10)])
+    assert hnsw.seal() == 50, "every row sealed into segments the server has built its graph on"
+    hits = hnsw.search_dense(vectors[3], 2, Access())
+    assert sorted(c.source for c in hnsw.chunks([h for h, _ in hits])) == ["d3.md", "e3.md"]
     hnsw.close()
 
 

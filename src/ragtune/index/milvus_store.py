@@ -322,13 +322,14 @@ class MilvusStore:
             keys = pool.submit(self._document_keys, doc_ids)
             generation = int(self._meta(strong=True).get("generation", 0)) + 1  # another writer's too
             replaced = old.result()  # read before the new chunks go in, or they would count as old
-            for update in updates:
-                self._insert_chunks(update, generation)
+            self._insert_chunks(updates, generation)
             self._tombstone(replaced, generation)
             for gone in _batches(keys.result(), BATCH):
                 self.client.delete(self._collection("documents"), ids=gone)
-            for update in updates:
-                self.client.insert(self._collection("documents"), _document_rows(update))
+            # One insert per batch of rows, not per document: each call is a round trip (~5 ms here).
+            rows = (row for update in updates for row in _document_rows(update))
+            for some in _batches(rows, BATCH):
+                self.client.insert(self._collection("documents"), some)
             self._set_meta({"generation": str(generation)})
             self._checked = 0.0  # this process's next search catches up at once
             self._strong_until = time.monotonic() + 1.0
@@ -352,8 +353,8 @@ class MilvusStore:
             found.extend(r["key"] for r in rows)
         return found
 
-    def _insert_chunks(self, update: DocumentUpdate, generation: int) -> None:
-        rows = [
+    def _insert_chunks(self, updates: Sequence[DocumentUpdate], generation: int) -> None:
+        rows = (
             {
                 "chunk_id": c.chunk_id, "doc_id": c.doc_id, "source": c.source, "title": c.title,
                 "text": c.text, "start": c.start, "end": c.end, "heading": json.dumps(c.heading),
@@ -361,8 +362,9 @@ class MilvusStore:
                 "groups": list(c.groups), "meta": c.meta, "vector": np.asarray(v, dtype=np.float32).tolist(),
                 "written": generation,
             }
+            for update in updates
             for c, v in zip(update.chunks, update.vectors, strict=True)
-        ]  # fmt: skip
+        )  # fmt: skip
         for some in _batches(rows, BATCH):
             self.client.insert(self._collection("chunks"), some)
 
@@ -381,6 +383,24 @@ class MilvusStore:
             self._set_meta({"removed_through": str(through)})
             for some in _batches([int(r["rowid"]) for r in old], BATCH):
                 self.client.delete(self._collection("removed"), ids=some)
+
+    @_engine_call
+    def seal(self, timeout: float = 3600.0) -> int:
+        """Seal the chunks written so far and wait until the server has indexed them; the rows indexed.
+
+        Milvus builds an HNSW graph per sealed segment; rows still in a growing segment are searched
+        through its interim index (recall@10 0.84 at 5,000 bench chunks), until the segment fills or
+        idles. A bulk load then seals at once, so what is measured or served next is the graph."""
+        chunks = self._collection("chunks")
+        self.client.flush(chunks)
+        (name,) = self.client.list_indexes(chunks, field_name="vector")
+        deadline = time.monotonic() + timeout
+        while (state := self.client.describe_index(chunks, name))["pending_index_rows"]:
+            if time.monotonic() > deadline:
+                pending = state["pending_index_rows"]
+                raise StoreError(f"Milvus at {self.uri}: {pending} rows not indexed in {timeout:.0f} s")
+            time.sleep(1.0)
+        return int(state["indexed_rows"])
 
     # -- the BM25 snapshot --------------------------------------------------------------------
 
