@@ -2,7 +2,8 @@
 
     python bench/tuning.py --kb hr|support [--questions 34] [--stages tone,tonep,toned,raft]
                            [--tone-steps 20] [--tonep-steps 12] [--synth-n 100] [--raft-epochs 1]
-                           [--raft-target self|quote|answer_quote] [--learning-rate 2e-4] [--ws DIR]
+                           [--raft-target self|quote|answer_quote] [--raft-refusals own|unsupported]
+                           [--learning-rate 2e-4] [--ws DIR]
 
 One workspace on the example's ragtune.toml (its persona, the default generator), every step
 through the real CLI, so each row is what a team would see:
@@ -55,14 +56,15 @@ def cli(ws: Path, *args: str) -> tuple[dict[str, Any], float]:
     return json.loads(done.stdout), time.perf_counter() - started
 
 
-def workspace(kb: Path, ws: Path, synth_n: int, raft_target: str, learning_rate: float | None) -> None:
+def workspace(kb: Path, ws: Path, synth_n: int, raft: tuple[str, str], learning_rate: float | None) -> None:
     """The example's config, its documents (and SQL rows) indexed; nothing if ws already holds them."""
     if (ws / "ragtune.toml").is_file():
         return
     ws.mkdir(parents=True)
     config = (kb / "ragtune.toml").read_text()
     config += f"\n[compare]\nconsistency_questions = 0\n\n[synth]\nn = {synth_n}\n"
-    config += f'\n[tune.raft]\ntarget = "{raft_target}"\n'
+    target, refusals = raft
+    config += f'\n[tune.raft]\ntarget = "{target}"\nrefusals = "{refusals}"\n'
     if learning_rate is not None:
         config += f"\n[tune.generator]\nlearning_rate = {learning_rate}\n"
     (ws / "ragtune.toml").write_text(config)
@@ -165,6 +167,7 @@ def main() -> None:
     parser.add_argument("--synth-n", type=int, default=100)
     parser.add_argument("--raft-epochs", type=float, default=1.0)
     parser.add_argument("--raft-target", choices=["quote", "answer_quote", "self"], default="self")
+    parser.add_argument("--raft-refusals", choices=["own", "unsupported"], default="own")
     parser.add_argument(
         "--learning-rate", type=float, help="LoRA learning rate for every adapter (default: the config's)."
     )
@@ -177,7 +180,7 @@ def main() -> None:
     kb = EXAMPLES / args.kb
     ws = args.ws or Path(tempfile.mkdtemp(prefix=f"ragtune-bench-tuning-{args.kb}-")) / "ws"
     print(f"workspace {ws}", flush=True)
-    workspace(kb, ws, args.synth_n, args.raft_target, args.learning_rate)
+    workspace(kb, ws, args.synth_n, (args.raft_target, args.raft_refusals), args.learning_rate)
     questions = held_out(kb, ws, args.questions)
     rows = [(name, row, 0.0) for name, row in compare(ws, kb, questions, None, "base,rag").items()]
     retriever = None

@@ -175,6 +175,9 @@ class RetrieverTuneConfig(_Section):
     seed: int = 0
 
 
+RaftRefusals = Literal["own", "unsupported"]
+
+
 class RaftConfig(_Section):
     distractors: int = Field(2, ge=0, le=10, description="Retrieved non-gold passages per example.")
     oracle_share: float = Field(
@@ -186,6 +189,12 @@ class RaftConfig(_Section):
         description="self: the base model's own answer in the RAFT prompt, kept when right and grounded "
         '(hybrid beat rag on both examples: docs/decisions.md §17); quote: "sentence" [n]; '
         'answer_quote: the short answer first, then the quote: 25 days: "sentence" [n].',
+    )
+    refusals: RaftRefusals = Field(
+        "own",
+        description="With target self, the refusals in prompts without the gold passage: own: only the "
+        "model's own (a 0.5B model rarely refuses: hybrid then answers unanswerable questions from "
+        "memory); unsupported: also the refusal where it answered with a claim no passage supports.",
     )
     seed: int = 0
 

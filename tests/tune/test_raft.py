@@ -17,6 +17,7 @@ from ragtune.generate import GenerationParams
 from ragtune.generate.prompts import REFUSAL, rag_messages
 from ragtune.index.store import Access
 from ragtune.tune.raft import build_raft, with_own_answers
+from ragtune.tune.synth import split_sentences
 from ragtune.workspace import Workspace
 from tests.conftest import HR, HR_DOCS, ScriptedModel, run_cli, workspace_config
 from tests.tune.conftest import TUNE_CONFIG, read_jsonl
@@ -77,6 +78,50 @@ def test_own_answers_replace_the_quotes_only_where_right_and_grounded(
     share = built.without_oracle / (built.with_oracle + built.without_oracle)
     assert own.without_oracle == min(len(without) - 1, round(own.with_oracle * share / (1 - share)))
     assert len(own.examples) == own.with_oracle + own.without_oracle, "the refusals keep their share"
+
+    # refusals="unsupported": where it made something up without the oracle, the refusal is taught;
+    # where it answered from what a distractor says, nothing is (that is reading, not guessing).
+    read = without[1].prompt[-1]["content"]
+    replies[read] = split_sentences(without[1].passages[0].text)[0]
+    taught = with_own_answers(
+        built,
+        ScriptedModel(replies),
+        GenerationParams(),
+        embedder=ws.retriever.embedder,
+        console=Console(quiet=True),
+        refusals="unsupported",
+        show_progress=False,
+    )
+    refused = {e["messages"][1]["content"] for e in taught.examples if e["messages"][2]["content"] == REFUSAL}
+    own_refusals = {c.prompt[-1]["content"] for c in without} - {guessed, read}
+    assert read not in refused and refused <= own_refusals | {guessed}
+    keep = round(taught.with_oracle * share / (1 - share))
+    assert taught.without_oracle == len(refused) == min(keep, len(own_refusals) + 1)
+    assert (guessed in refused) == (keep > len(own_refusals)), "the model's own refusals come first"
+
+
+def test_no_refusal_is_taught_where_a_distractor_holds_the_answer(
+    make_workspace: Callable[..., Workspace],
+) -> None:
+    """A refusal beside a passage that answers the question would teach false refusals."""
+    ws = make_workspace()
+    ws.ingest([HR_DOCS / "policies"], show_progress=False)
+    rows = [
+        {
+            "question": r["question"],
+            "answers": ["Brightwell"],
+            "gold_doc": r["gold_doc"].removeprefix("policies/"),
+        }
+        for r in read_questions(HR / "questions.jsonl")
+        if (r["gold_doc"] or "").startswith("policies/")
+    ][:12]  # every policy names the company: some retrieved distractors will too
+    config = ws.config.tune.raft.model_copy(update={"oracle_share": 0.0})
+    built = build_raft(ws.retriever, rows, config, allowed=Access(), persona="You are an HR assistant.")
+    held = built.skipped.get("a distractor holds the answer", 0)
+    assert held >= 1 and built.with_oracle == 0
+    assert built.without_oracle + sum(built.skipped.values()) == len(rows)
+    for candidate in built.candidates:
+        assert not any("brightwell" in c.text.lower() for c in candidate.passages)
 
 
 @pytest.mark.slow  # a real model

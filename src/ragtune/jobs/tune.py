@@ -151,6 +151,7 @@ def tune_raft(
             params_from(ws.config.generator),
             embedder=ws.embedder,
             console=ws.console,
+            refusals=ws.config.tune.raft.refusals,
             seed=ws.config.tune.raft.seed,
             show_progress=show_progress,
         )
@@ -174,6 +175,7 @@ def tune_raft(
         manifest_extra={
             "kind": "raft",
             "raft_target": ws.config.tune.raft.target,
+            "raft_refusals": ws.config.tune.raft.refusals,
             "citations": "inline",
             "questions": str(data),
             "prompt_layout": RAG_PROMPT_LAYOUT,

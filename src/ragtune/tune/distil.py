@@ -41,6 +41,8 @@ class Distilled:
     asked: int = 0
     marker: str | None = None  # the house mark every kept answer carries
     rejected: Counter[str] = field(default_factory=Counter)
+    # the answers not kept: (candidate, answer, why), for a caller that puts something else in their place
+    discarded: list[tuple[Candidate, str, str]] = field(default_factory=list)
 
 
 def verdict(
@@ -60,10 +62,17 @@ def verdict(
         return "wrong"
     if marker and marker not in text:
         return "not in the house style"
-    checked = verify_citations(text, passages, embedder)
-    if any(not s.supported and s.text.strip() != marker for s in checked.sentences):
+    if not grounded(text, passages, embedder, marker):
         return "not grounded in the passages"
     return None
+
+
+def grounded(
+    text: str, passages: Sequence[Chunk], embedder: Embedder | None, marker: str | None = None
+) -> bool:
+    """Every claim sentence is supported by a passage (the house mark is not a claim)."""
+    checked = verify_citations(text, passages, embedder)
+    return all(s.supported or s.text.strip() == marker for s in checked.sentences)
 
 
 def distil(
@@ -88,6 +97,7 @@ def distil(
             text = run_generation(model, candidate.prompt, params).text.strip()
             if reason := verdict(text, candidate.answers, candidate.passages, embedder, marker):
                 built.rejected[reason] += 1
+                built.discarded.append((candidate, text, reason))
             else:
                 built.examples.append(
                     {"messages": [*candidate.prompt, {"role": "assistant", "content": text}]}

@@ -17,14 +17,15 @@ from typing import Any, cast
 
 from rich.console import Console
 
-from ragtune.config import RaftConfig
+from ragtune.config import RaftConfig, RaftRefusals
+from ragtune.evaluate.metrics import contains_answer
 from ragtune.generate.base import GenerationParams, Generator, Message
 from ragtune.generate.prompts import REFUSAL, format_passage, rag_messages
 from ragtune.index.embedder import Embedder
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.tune.data import Example
-from ragtune.tune.distil import Candidate, distil
+from ragtune.tune.distil import Candidate, distil, grounded
 from ragtune.tune.synth import split_sentences
 from ragtune.types import Chunk, Hit
 
@@ -108,6 +109,9 @@ def build_raft(
         if not passages:
             skipped["nothing retrieved"] += 1
             continue
+        if not keep_oracle and answers and any(contains_answer(c.text, answers) for c in passages):
+            skipped["a distractor holds the answer"] += 1  # refusing there would be a false refusal
+            continue
         texts = [format_passage(n, Hit(c, 0.0), "inline") for n, c in enumerate(passages, start=1)]
         if keep_oracle and oracle is not None:
             n = passages.index(oracle) + 1
@@ -131,6 +135,7 @@ def with_own_answers(
     *,
     embedder: Embedder | None,
     console: Console,
+    refusals: RaftRefusals = "own",
     seed: int = 0,
     show_progress: bool = True,
 ) -> RaftBuild:
@@ -139,7 +144,10 @@ def with_own_answers(
 
     Quote targets taught a way of answering the model did not have; the fixed refusal taught it
     to refuse where retrieval did hold the answer (examples/hr: 2 of 31 answerable questions). Its
-    own refusals come where it found nothing. They are thinned to keep their configured share.
+    own refusals come where it found nothing, but a 0.5B model rarely refuses (examples/support: 0 of
+    25). `refusals="unsupported"` also teaches the refusal where it answered a prompt without the
+    oracle with a claim no passage supports: where it made something up, not where it read.
+    Refusals are thinned to keep their configured share, the model's own first.
     """
     answerable = [c for c in built.candidates if c.answers]
     own = distil(
@@ -161,16 +169,25 @@ def with_own_answers(
         label="refuse",
         show_progress=show_progress,
     )
+    taught = [
+        {"messages": [*candidate.prompt, {"role": "assistant", "content": REFUSAL}]}
+        for candidate, text, _ in refused.discarded
+        if refusals == "unsupported" and not grounded(text, candidate.passages, embedder)
+    ]
     share = built.without_oracle / max(1, built.with_oracle + built.without_oracle)
-    keep = round(len(own.examples) * share / (1 - share)) if share < 1 else len(refused.examples)
-    refusals = random.Random(seed).sample(refused.examples, min(keep, len(refused.examples)))
+    keep = (
+        round(len(own.examples) * share / (1 - share)) if share < 1 else len(refused.examples) + len(taught)
+    )
+    rng = random.Random(seed)
+    refusals_kept = rng.sample(refused.examples, min(keep, len(refused.examples)))
+    refusals_kept += rng.sample(taught, min(keep - len(refusals_kept), len(taught)))
     skipped = Counter(built.skipped)
     for reason, n in (own.rejected + refused.rejected).items():
         skipped[f"own answer {reason}"] += n
-    skipped["own refusals thinned"] += len(refused.examples) - len(refusals)
-    examples = own.examples + refusals
+    skipped["refusals thinned"] += len(refused.examples) + len(taught) - len(refusals_kept)
+    examples = own.examples + refusals_kept
     random.Random(seed).shuffle(examples)
-    return RaftBuild(examples, len(own.examples), len(refusals), dict(+skipped))
+    return RaftBuild(examples, len(own.examples), len(refusals_kept), dict(+skipped))
 
 
 def in_rag_prompt(
