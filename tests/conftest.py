@@ -126,9 +126,14 @@ def hr_copy(tmp_path: Path) -> Path:
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None
+    *args: str,
+    cwd: Path | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `ragtune` command in a subprocess (`env` adds variables)."""
+    """Run the real `ragtune` command in a subprocess (`env` adds variables); `timeout` only
+    catches a hang (training commands get more: a slow or shared CPU is not a failure)."""
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "ragtune.cli", *args],
@@ -136,7 +141,7 @@ def run_cli(
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(

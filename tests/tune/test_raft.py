@@ -181,7 +181,17 @@ def test_tune_raft_trains_an_adapter_that_hybrid_uses(
     synth = synth_workspace[1]
     report = json.loads(
         run_cli(
-            "tune", "raft", "--data", synth["out"], "--max-steps", "1", "--name", "raft", "--json", cwd=ws
+            "tune",
+            "raft",
+            "--data",
+            synth["out"],
+            "--max-steps",
+            "1",
+            "--name",
+            "raft",
+            "--json",
+            cwd=ws,
+            timeout=1200,
         ).stdout
     )
     assert report["steps"] == 1 and report["examples"] == report["with_oracle"] + report["without_oracle"]
