@@ -56,15 +56,16 @@ def cli(ws: Path, *args: str) -> tuple[dict[str, Any], float]:
     return json.loads(done.stdout), time.perf_counter() - started
 
 
-def workspace(kb: Path, ws: Path, synth_n: int, raft: tuple[str, str], learning_rate: float | None) -> None:
+def workspace(
+    kb: Path, ws: Path, synth_n: int, raft_target: str, raft_refusals: str, learning_rate: float | None
+) -> None:
     """The example's config, its documents (and SQL rows) indexed; nothing if ws already holds them."""
     if (ws / "ragtune.toml").is_file():
         return
     ws.mkdir(parents=True)
     config = (kb / "ragtune.toml").read_text()
     config += f"\n[compare]\nconsistency_questions = 0\n\n[synth]\nn = {synth_n}\n"
-    target, refusals = raft
-    config += f'\n[tune.raft]\ntarget = "{target}"\nrefusals = "{refusals}"\n'
+    config += f'\n[tune.raft]\ntarget = "{raft_target}"\nrefusals = "{raft_refusals}"\n'
     if learning_rate is not None:
         config += f"\n[tune.generator]\nlearning_rate = {learning_rate}\n"
     (ws / "ragtune.toml").write_text(config)
@@ -180,7 +181,7 @@ def main() -> None:
     kb = EXAMPLES / args.kb
     ws = args.ws or Path(tempfile.mkdtemp(prefix=f"ragtune-bench-tuning-{args.kb}-")) / "ws"
     print(f"workspace {ws}", flush=True)
-    workspace(kb, ws, args.synth_n, (args.raft_target, args.raft_refusals), args.learning_rate)
+    workspace(kb, ws, args.synth_n, args.raft_target, args.raft_refusals, args.learning_rate)
     questions = held_out(kb, ws, args.questions)
     rows = [(name, row, 0.0) for name, row in compare(ws, kb, questions, None, "base,rag").items()]
     retriever = None
