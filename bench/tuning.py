@@ -17,8 +17,8 @@ through the real CLI, so each row is what a team would see:
   dense nDCG@10 before/after on the human questions (never trained on).
 Then `compare` on held-out human questions (every k-th of questions.jsonl, never trained on): base
 and rag once, then finetuned and hybrid with each adapter. Every tuned model has the rag model as
-its base (like with like). A stage whose adapter already exists in --ws is not trained again, so
-an interrupted bench resumes.
+its base (like with like). A stage whose adapter (or compare report, or synth set) already exists
+in --ws is not built again, so an interrupted bench resumes.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def train(ws: Path, kb: Path, stage: str, args: argparse.Namespace) -> float:
     manifest = ws / ".ragtune" / "adapters" / stage / "manifest.json"
     if not manifest.is_file():
         if stage == "raft":
-            cli(ws, "synth")
+            if not (ws / "synth" / "questions.jsonl").is_file():
+                cli(ws, "synth")
             cli(ws, "tune", "raft", "--epochs", str(args.raft_epochs), "--name", stage)
         elif stage == "toned":
             cli(ws, "tune", "tone", "--data", str(kb / "style.jsonl"), "--name", stage)
@@ -149,6 +150,10 @@ def compare(ws: Path, kb: Path, questions: Path, adapter: str | None, strategies
     if adapter:
         update_config(ws / "ragtune.toml", "tune", {"adapter": adapter, "hybrid_adapter": adapter})
     report = ws / "reports" / (adapter or "untuned")
+    if (report / "report.json").is_file():  # measured before this bench was interrupted
+        measured = json.loads((report / "report.json").read_text())["strategies"]
+        if set(measured) == set(strategies.split(",")):
+            return dict(measured)
     args = ["--questions", str(questions), "--strategies", strategies, "--report", str(report)]
     result, _ = cli(ws, "compare", *args, "--style", str(kb / "style.jsonl"))
     return dict(result["strategies"])
