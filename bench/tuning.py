@@ -3,7 +3,7 @@
     python bench/tuning.py --kb hr|support [--questions 34] [--stages tone,tonep,toned,raft]
                            [--tone-steps 20] [--tonep-steps 12] [--synth-n 100] [--raft-epochs 1]
                            [--raft-target self|quote|answer_quote] [--raft-refusals own|unsupported]
-                           [--learning-rate 2e-4] [--ws DIR]
+                           [--raft-curve-every 4] [--learning-rate 2e-4] [--ws DIR]
 
 One workspace on the example's ragtune.toml (its persona, the default generator), every step
 through the real CLI, so each row is what a team would see:
@@ -15,6 +15,9 @@ through the real CLI, so each row is what a team would see:
   default), export.
 - retriever (not in the default stages; run it last, it switches the index): `tune retriever`, and
   dense nDCG@10 before/after on the human questions (never trained on).
+With --raft-curve-every N the RAFT run keeps a checkpoint every N steps; each is exported and
+compared as its own adapter (raft-stepN), and accuracy, groundedness and false refusals against
+steps are plotted to docs/figures/raft-curve-<kb>.png: how far tuning gets, and when it turns.
 Then `compare` on held-out human questions (every k-th of questions.jsonl, never trained on): base
 and rag once, then finetuned and hybrid with each adapter. Every tuned model has the rag model as
 its base (like with like). A stage whose adapter (or compare report, or synth set) already exists
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,18 +60,21 @@ def cli(ws: Path, *args: str) -> tuple[dict[str, Any], float]:
     return json.loads(done.stdout), time.perf_counter() - started
 
 
-def workspace(
-    kb: Path, ws: Path, synth_n: int, raft_target: str, raft_refusals: str, learning_rate: float | None
-) -> None:
+def workspace(kb: Path, ws: Path, args: argparse.Namespace) -> None:
     """The example's config, its documents (and SQL rows) indexed; nothing if ws already holds them."""
     if (ws / "ragtune.toml").is_file():
         return
     ws.mkdir(parents=True)
     config = (kb / "ragtune.toml").read_text()
-    config += f"\n[compare]\nconsistency_questions = 0\n\n[synth]\nn = {synth_n}\n"
-    config += f'\n[tune.raft]\ntarget = "{raft_target}"\nrefusals = "{raft_refusals}"\n'
-    if learning_rate is not None:
-        config += f"\n[tune.generator]\nlearning_rate = {learning_rate}\n"
+    config += f"\n[compare]\nconsistency_questions = 0\n\n[synth]\nn = {args.synth_n}\n"
+    config += f'\n[tune.raft]\ntarget = "{args.raft_target}"\nrefusals = "{args.raft_refusals}"\n'
+    generator = []
+    if args.learning_rate is not None:
+        generator.append(f"learning_rate = {args.learning_rate}")
+    if args.raft_curve_every:
+        generator += [f"save_steps = {args.raft_curve_every}", "keep_checkpoints = 0"]
+    if generator:
+        config += "\n[tune.generator]\n" + "\n".join(generator) + "\n"
     (ws / "ragtune.toml").write_text(config)
     subprocess.run([sys.executable, "-m", "ragtune.cli", "init", str(ws)], check=True, capture_output=True)
     cli(ws, "ingest", str(kb / "docs"))
@@ -102,6 +109,62 @@ def train(ws: Path, kb: Path, stage: str, args: argparse.Namespace) -> float:
             cli(ws, "tune", "generator", "--data", data, *extra, "--max-steps", str(steps), "--name", stage)
         cli(ws, "export", stage)
     return float(json.loads(manifest.read_text())["seconds"])
+
+
+def checkpoint_adapters(ws: Path, stage: str) -> list[tuple[int, str]]:
+    """Each intermediate checkpoint of a stage as an adapter of its own (stage-stepN), exported."""
+    run = ws / ".ragtune" / "adapters" / stage
+    final = json.loads((run / "manifest.json").read_text())
+    steps = sorted(int(p.name.split("-")[-1]) for p in (run / "checkpoints").glob("checkpoint-*"))
+    found = []
+    for step in [s for s in steps if s < final["steps"]]:
+        name = f"{stage}-step{step}"
+        folder = run.parent / name
+        if not (folder / "manifest.json").is_file():
+            skip = shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*", "training_args.bin")
+            shutil.copytree(run / "checkpoints" / f"checkpoint-{step}", folder / "adapter", ignore=skip)
+            seconds = round(final["seconds"] * step / final["steps"], 1)  # the share of the run it took
+            manifest = {k: v for k, v in final.items() if k != "exports"}
+            (folder / "manifest.json").write_text(
+                json.dumps(manifest | {"name": name, "steps": step, "seconds": seconds})
+            )
+        if "exports" not in json.loads((folder / "manifest.json").read_text()):
+            cli(ws, "export", name)
+        found.append((step, name))
+    return found
+
+
+def plot_curve(kb: str, points: list[tuple[int, dict[str, Any]]], rag: dict[str, Any]) -> Path:
+    """Accuracy, groundedness and false refusals of hybrid against RAFT steps, rag as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "figures" / f"raft-curve-{kb}.png"
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = [step for step, _ in points]
+    for key, label, colour in [
+        ("accuracy", "accuracy", "tab:blue"),
+        ("groundedness", "groundedness", "tab:green"),
+        ("answerable_refused", "answerable refused", "tab:red"),
+    ]:
+        ax.plot(
+            steps,
+            [100 * (row.get(key) or 0) for _, row in points],
+            "o-",
+            color=colour,
+            label=f"hybrid {label}",
+        )
+        ax.axhline(100 * (rag.get(key) or 0), color=colour, linestyle="--", linewidth=1, label=f"rag {label}")
+    ax.set_xlabel("RAFT training steps")
+    ax.set_ylabel("% of held-out questions")
+    ax.set_ylim(0, 105)
+    ax.set_title(f"examples/{kb}: hybrid (RAFT) against steps, rag dashed")
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
 
 
 def tune_retriever(ws: Path, kb: Path) -> list[tuple[str, float, float]]:
@@ -175,6 +238,9 @@ def main() -> None:
     parser.add_argument("--raft-target", choices=["quote", "answer_quote", "self"], default="self")
     parser.add_argument("--raft-refusals", choices=["own", "unsupported"], default="own")
     parser.add_argument(
+        "--raft-curve-every", type=int, default=0, help="Measure a RAFT checkpoint every N steps (0: none)."
+    )
+    parser.add_argument(
         "--learning-rate", type=float, help="LoRA learning rate for every adapter (default: the config's)."
     )
     parser.add_argument("--ws", type=Path, help="Workspace to build or resume (default: a new temp one).")
@@ -186,7 +252,7 @@ def main() -> None:
     kb = EXAMPLES / args.kb
     ws = args.ws or Path(tempfile.mkdtemp(prefix=f"ragtune-bench-tuning-{args.kb}-")) / "ws"
     print(f"workspace {ws}", flush=True)
-    workspace(kb, ws, args.synth_n, args.raft_target, args.raft_refusals, args.learning_rate)
+    workspace(kb, ws, args)
     questions = held_out(kb, ws, args.questions)
     rows = [(name, row, 0.0) for name, row in compare(ws, kb, questions, None, "base,rag").items()]
     retriever = None
@@ -195,8 +261,19 @@ def main() -> None:
             retriever = tune_retriever(ws, kb)
             continue
         seconds = train(ws, kb, stage, args)
+        if stage == "raft" and args.raft_curve_every:
+            curve = []
+            for step, name in checkpoint_adapters(ws, stage):
+                row = compare(ws, kb, questions, name, "hybrid")["hybrid"]
+                manifest = ws / ".ragtune" / "adapters" / name / "manifest.json"
+                rows.append((f"hybrid (raft, step {step})", row, json.loads(manifest.read_text())["seconds"]))
+                curve.append((step, row))
         measured = compare(ws, kb, questions, stage, "hybrid" if stage == "raft" else "finetuned,hybrid")
         rows += [(f"{name} ({stage})", row, seconds) for name, row in measured.items()]
+        if stage == "raft" and args.raft_curve_every:
+            steps = json.loads((ws / ".ragtune" / "adapters" / stage / "manifest.json").read_text())["steps"]
+            rag = next(row for name, row, _ in rows if name == "rag")
+            print(f"curve: {plot_curve(args.kb, [*curve, (steps, measured['hybrid'])], rag)}")
 
     rag = next(row for name, row, _ in rows if name == "rag")
     table = []

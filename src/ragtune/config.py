@@ -163,6 +163,9 @@ class GeneratorTuneConfig(_Section):
     max_length: int = Field(512, ge=32, description="Longest example in tokens; longer ones are cut.")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Held out when no --val file is given.")
     save_steps: int = Field(20, ge=1, description="Checkpoint every N steps (for --resume).")
+    keep_checkpoints: int = Field(
+        2, ge=0, description="Checkpoints kept on disk; 0 keeps all (to measure accuracy against steps)."
+    )
     seed: int = 0
 
 

@@ -85,7 +85,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
     ws = tmp_path / "ws"
     init_workspace(ws)
     with (ws / "ragtune.toml").open("a") as config:
-        config.write(TUNE_CONFIG)
+        config.write(TUNE_CONFIG + "keep_checkpoints = 0\n")  # all kept: what bench/tuning.py's curve reads
     args = ["tune", "generator", "--data", str(HR / "style.jsonl"), "--max-steps", "6", "--name", "long"]
     process = subprocess.Popen(
         [sys.executable, "-m", "ragtune.cli", *args],
@@ -109,6 +109,8 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
 
     report = json.loads(run_cli(*args, "--resume", "--json", cwd=ws).stdout)
     assert report["resumed_from_step"] >= 2 and report["steps"] == 6
+    kept = sorted(p.name for p in checkpoint.parent.glob("checkpoint-*"))
+    assert kept == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
 
 
 def _ensure_tone_adapter(ws: Path) -> None:

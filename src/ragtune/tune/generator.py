@@ -273,7 +273,7 @@ def _trainer(
         eval_strategy="epoch" if val_set else "no",
         save_strategy="steps",
         save_steps=config.save_steps,
-        save_total_limit=2,
+        save_total_limit=config.keep_checkpoints or None,
         logging_steps=1,
         seed=config.seed,
         data_seed=config.seed,
