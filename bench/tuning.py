@@ -134,7 +134,7 @@ def checkpoint_adapters(ws: Path, stage: str) -> list[tuple[int, str]]:
     return found
 
 
-def plot_curve(kb: str, points: list[tuple[int, dict[str, Any]]], rag: dict[str, Any]) -> Path:
+def plot_curve(kb: str, points: list[tuple[int, dict[str, Any]]], rag: dict[str, Any], setting: str) -> Path:
     """Accuracy, groundedness and false refusals of hybrid against RAFT steps, rag as dashed lines."""
     import matplotlib
 
@@ -142,7 +142,7 @@ def plot_curve(kb: str, points: list[tuple[int, dict[str, Any]]], rag: dict[str,
     import matplotlib.pyplot as plt
 
     path = Path(__file__).resolve().parents[1] / "docs" / "figures" / f"raft-curve-{kb}.png"
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     steps = [step for step, _ in points]
     for key, label, colour in [
         ("accuracy", "accuracy", "tab:blue"),
@@ -160,8 +160,8 @@ def plot_curve(kb: str, points: list[tuple[int, dict[str, Any]]], rag: dict[str,
     ax.set_xlabel("RAFT training steps")
     ax.set_ylabel("% of held-out questions")
     ax.set_ylim(0, 105)
-    ax.set_title(f"examples/{kb}: hybrid (RAFT) against steps, rag dashed")
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    ax.set_title(f"examples/{kb}: hybrid (RAFT, {setting}) against steps, rag dashed", fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
@@ -273,7 +273,8 @@ def main() -> None:
         if stage == "raft" and args.raft_curve_every:
             steps = json.loads((ws / ".ragtune" / "adapters" / stage / "manifest.json").read_text())["steps"]
             rag = next(row for name, row, _ in rows if name == "rag")
-            print(f"curve: {plot_curve(args.kb, [*curve, (steps, measured['hybrid'])], rag)}")
+            setting = f"refusals {args.raft_refusals}, {args.raft_epochs:g} epochs"
+            print(f"curve: {plot_curve(args.kb, [*curve, (steps, measured['hybrid'])], rag, setting)}")
 
     rag = next(row for name, row, _ in rows if name == "rag")
     table = []
