@@ -273,7 +273,7 @@ def main() -> None:
         if stage == "raft" and args.raft_curve_every:
             steps = json.loads((ws / ".ragtune" / "adapters" / stage / "manifest.json").read_text())["steps"]
             rag = next(row for name, row, _ in rows if name == "rag")
-            setting = f"refusals {args.raft_refusals}, {args.raft_epochs:g} epochs"
+            setting = f"refusals {args.raft_refusals}, {args.raft_epochs:g} epoch{'' if args.raft_epochs == 1 else 's'}"
             print(f"curve: {plot_curve(args.kb, [*curve, (steps, measured['hybrid'])], rag, setting)}")
 
     rag = next(row for name, row, _ in rows if name == "rag")
