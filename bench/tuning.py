@@ -92,10 +92,13 @@ def held_out(kb: Path, ws: Path, n: int) -> Path:
     return path
 
 
+def adapter_manifest(ws: Path, name: str) -> dict[str, Any]:
+    return dict(json.loads((ws / ".ragtune" / "adapters" / name / "manifest.json").read_text()))
+
+
 def train(ws: Path, kb: Path, stage: str, args: argparse.Namespace) -> float:
     """Train and export one adapter (named after the stage); its training seconds."""
-    manifest = ws / ".ragtune" / "adapters" / stage / "manifest.json"
-    if not manifest.is_file():
+    if not (ws / ".ragtune" / "adapters" / stage / "manifest.json").is_file():
         if stage == "raft":
             if not (ws / "synth" / "questions.jsonl").is_file():
                 cli(ws, "synth")
@@ -108,29 +111,30 @@ def train(ws: Path, kb: Path, stage: str, args: argparse.Namespace) -> float:
             data = str(kb / "style.jsonl")
             cli(ws, "tune", "generator", "--data", data, *extra, "--max-steps", str(steps), "--name", stage)
         cli(ws, "export", stage)
-    return float(json.loads(manifest.read_text())["seconds"])
+    return float(adapter_manifest(ws, stage)["seconds"])
 
 
-def checkpoint_adapters(ws: Path, stage: str) -> list[tuple[int, str]]:
-    """Each intermediate checkpoint of a stage as an adapter of its own (stage-stepN), exported."""
+def checkpoint_adapters(ws: Path, stage: str) -> list[tuple[int, str, float]]:
+    """Each intermediate checkpoint of a stage as an adapter of its own (stage-stepN), exported:
+    (step, adapter name, the share of the run's training seconds it took)."""
     run = ws / ".ragtune" / "adapters" / stage
-    final = json.loads((run / "manifest.json").read_text())
+    final = adapter_manifest(ws, stage)
     steps = sorted(int(p.name.split("-")[-1]) for p in (run / "checkpoints").glob("checkpoint-*"))
     found = []
     for step in [s for s in steps if s < final["steps"]]:
         name = f"{stage}-step{step}"
         folder = run.parent / name
+        seconds = round(final["seconds"] * step / final["steps"], 1)
         if not (folder / "manifest.json").is_file():
             skip = shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*", "training_args.bin")
             shutil.copytree(run / "checkpoints" / f"checkpoint-{step}", folder / "adapter", ignore=skip)
-            seconds = round(final["seconds"] * step / final["steps"], 1)  # the share of the run it took
             manifest = {k: v for k, v in final.items() if k != "exports"}
             (folder / "manifest.json").write_text(
                 json.dumps(manifest | {"name": name, "steps": step, "seconds": seconds})
             )
-        if "exports" not in json.loads((folder / "manifest.json").read_text()):
+        if "exports" not in adapter_manifest(ws, name):
             cli(ws, "export", name)
-        found.append((step, name))
+        found.append((step, name, seconds))
     return found
 
 
@@ -256,27 +260,28 @@ def main() -> None:
     questions = held_out(kb, ws, args.questions)
     rows = [(name, row, 0.0) for name, row in compare(ws, kb, questions, None, "base,rag").items()]
     retriever = None
+    curve: list[tuple[int, dict[str, Any]]] = []
     for stage in stages:
         if stage == "retriever":
             retriever = tune_retriever(ws, kb)
             continue
         seconds = train(ws, kb, stage, args)
         if stage == "raft" and args.raft_curve_every:
-            curve = []
-            for step, name in checkpoint_adapters(ws, stage):
+            for step, name, share in checkpoint_adapters(ws, stage):
                 row = compare(ws, kb, questions, name, "hybrid")["hybrid"]
-                manifest = ws / ".ragtune" / "adapters" / name / "manifest.json"
-                rows.append((f"hybrid (raft, step {step})", row, json.loads(manifest.read_text())["seconds"]))
+                rows.append((f"hybrid (raft, step {step})", row, share))
                 curve.append((step, row))
         measured = compare(ws, kb, questions, stage, "hybrid" if stage == "raft" else "finetuned,hybrid")
         rows += [(f"{name} ({stage})", row, seconds) for name, row in measured.items()]
         if stage == "raft" and args.raft_curve_every:
-            steps = json.loads((ws / ".ragtune" / "adapters" / stage / "manifest.json").read_text())["steps"]
-            rag = next(row for name, row, _ in rows if name == "rag")
-            setting = f"refusals {args.raft_refusals}, {args.raft_epochs:g} epoch{'' if args.raft_epochs == 1 else 's'}"
-            print(f"curve: {plot_curve(args.kb, [*curve, (steps, measured['hybrid'])], rag, setting)}")
+            curve.append((adapter_manifest(ws, stage)["steps"], measured["hybrid"]))
 
     rag = next(row for name, row, _ in rows if name == "rag")
+    if curve:
+        setting = (
+            f"refusals {args.raft_refusals}, {args.raft_epochs:g} epoch{'' if args.raft_epochs == 1 else 's'}"
+        )
+        print(f"curve: {plot_curve(args.kb, curve, rag, setting)}")
     table = []
     for name, row, seconds in rows:
         low, high = row.get("accuracy_ci") or (None, None)
