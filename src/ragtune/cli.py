@@ -103,8 +103,15 @@ def init(
 def ingest(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to ingest.")] = None,
     groups: Annotated[
-        str | None, typer.Option(help="Access groups for these documents, comma-separated.")
+        str | None,
+        typer.Option(help="Access groups for these paths, comma-separated: recorded as their rule in ragtune.toml."),
     ] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="Record these paths as readable by everyone (no groups).")
+    ] = False,
+    widen: Annotated[
+        bool, typer.Option("--widen", help="Confirm a rule change that lets more callers read.")
+    ] = False,
     meta: Annotated[list[str] | None, typer.Option(help="Metadata KEY=VALUE, repeatable.")] = None,
     no_prune: Annotated[bool, typer.Option("--no-prune", help="Keep indexed files that vanished.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit non-zero if any file was skipped.")] = False,
@@ -132,7 +139,9 @@ def ingest(
 ) -> None:
     """Add, update and delete documents so the index matches the given sources (unchanged ones are skipped)."""
     ws = _open()
-    group_list = _split(groups)
+    if public and groups:
+        raise RagtuneError("give --groups or --public, not both")
+    group_list = [] if public else (_split(groups) if groups is not None else None)
     sync: Callable[[], IngestReport]
     if sql:
         if not query or not id_column:
@@ -146,6 +155,7 @@ def ingest(
             name=name,
             groups=group_list,
             prune=not no_prune,
+            widen=widen,
             show_progress=not (as_json or watch),
         )
     else:
@@ -157,6 +167,7 @@ def ingest(
             groups=group_list,
             meta=_pairs(meta, "--meta"),
             prune=not no_prune,
+            widen=widen,
             show_progress=not (as_json or watch),
         )
     if watch:
@@ -174,6 +185,7 @@ def ingest(
             f"index: {stats['documents']} documents, {stats['chunks']} chunks"
         )
         _print_restricted(ws, report.restricted)
+        _print_access_changes(ws, report)
     if strict and report.failed:
         raise typer.Exit(1)
 
@@ -313,6 +325,7 @@ def chat(
 ) -> None:
     """An interactive session that keeps the conversation; each turn retrieves afresh. Ctrl-D ends it."""
     ws = _open()
+    ws.check_model_access(strategy, ws.caller(_split(groups) or None, as_user))  # refused before a question
     history: list[Message] = []
     out.print(f"[dim]ragtune chat · strategy {strategy} · empty line or Ctrl-D to leave[/]")
     while True:
@@ -382,6 +395,26 @@ def _print_restricted(ws: Workspace, restricted: dict[str, list[str]]) -> None:
             _warn_unheld(group)
 
 
+def _print_access_changes(ws: Workspace, report: IngestReport) -> None:
+    """Every document whose readers changed for more, or would have: by name, with who gains access."""
+    held = ws.group_holders()
+    for change in report.widened:
+        holders = [f"{g} ({', '.join(sorted(set(held.get(g, [])))) or 'nobody'})" for g in change["to"]]
+        who = ", ".join(holders) or "everyone"
+        out.print(
+            f"[yellow]widened[/] {escape(change['path'])}: {', '.join(change['from'])} -> now readable by {who}",
+            highlight=False,
+        )
+    for change in report.held:
+        err.print(
+            f"[yellow]kept restricted[/] {change['path']} to {', '.join(change['from'])}: its new groups "
+            f"({', '.join(change['to']) or 'public'}) would widen access; re-run with --widen to confirm",
+            highlight=False,
+        )
+    for notice in report.notices:
+        err.print(f"[yellow]note[/] {escape(notice['path'])}: {escape(notice['message'])}", highlight=False)
+
+
 def _warn_unheld(group: str) -> None:
     err.print(
         f"[yellow]warning:[/] no user or key holds group {group!r}, so its documents reach no one. "
@@ -416,8 +449,9 @@ def status(as_json: JsonOption = False) -> None:
     ws = _open()
     stats = ws.stats()
     groups = ws.access_overview()
+    rules = ws.rules_overview()
     if as_json:
-        _print_json({**stats, "groups": groups})
+        _print_json({**stats, "groups": groups, "rules": rules})
         return
     for key, value in stats.items():
         out.print(f"{key}: {value}")
@@ -428,6 +462,13 @@ def status(as_json: JsonOption = False) -> None:
         holders = ", ".join(row["holders"]) or "[yellow]nobody[/]"
         table.add_row(row["group"], str(row["documents"]), holders)
     out.print(table)
+    rule_table = Table(title="access rules ([[sources]] in ragtune.toml; the most specific rule wins)")
+    for column in ("path", "groups", "documents"):
+        rule_table.add_column(column, justify="right" if column == "documents" else "left")
+    for rule in rules:
+        groups_shown = ", ".join(rule["groups"]) or "(public)"
+        rule_table.add_row(escape(rule["path"]), escape(groups_shown), str(rule["documents"]))
+    out.print(rule_table)
     for row in groups:
         if row["unheld"]:
             _warn_unheld(row["group"])
@@ -516,6 +557,56 @@ def synth(
     _print_notes(report.notes)
 
 
+DataGroupsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--groups",
+        help="Who may read the --data file(s), comma-separated: the model answers only callers holding all.",
+    ),
+]
+DataPublicOption = Annotated[
+    bool, typer.Option("--public", help="The --data file(s) hold public text: every caller may use the model.")
+]
+
+
+def _data_readers(data: Path | None, groups: str | None, public: bool) -> list[str] | None:
+    """Who may read a user-given training file (a tuned model answers whoever may use it): --groups, or
+    [] with --public; asked on a terminal, refused in a script. None: no file, nothing to say."""
+    if groups is not None and public:
+        raise RagtuneError("give --groups or --public, not both")
+    if data is None:
+        if groups is not None or public:
+            raise RagtuneError(
+                "--groups / --public describe a --data file; without one, the groups of the chunks the "
+                "synthesised questions came from are recorded"
+            )
+        return None
+    if public:
+        return []
+    if groups is not None:
+        if not _split(groups):
+            raise RagtuneError("--groups needs at least one group name (or pass --public)")
+        return _split(groups)
+    if not sys.stdin.isatty():
+        raise RagtuneError(
+            f"{data}: say who may read it: pass --groups G1,G2 (the model will answer only callers holding "
+            "all of them) or --public; nothing was trained"
+        )
+    answer = typer.prompt(
+        f"Which access groups may read {data}? (comma-separated; empty: public)",
+        default="",
+        show_default=False,
+        err=True,
+    )
+    if not _split(answer) and not typer.confirm(
+        f"Treat {data} as public, so that every caller may use what the model learns from it?",
+        default=False,
+        err=True,
+    ):
+        raise RagtuneError("nothing trained: run again with --groups G1,G2 or --public")
+    return _split(answer)
+
+
 @tune_app.command("generator")
 def tune_generator(
     data: Annotated[Path, typer.Option(help="Training JSONL: chat, alpaca or prompt/completion lines.")],
@@ -538,12 +629,16 @@ def tune_generator(
             "a tone adapter that still reads them under hybrid.",
         ),
     ] = False,
+    groups: DataGroupsOption = None,
+    public: DataPublicOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """LoRA supervised fine-tuning (PEFT + TRL); the adapter serves `ask --strategy finetuned`."""
+    readers = _data_readers(data, groups, public)
     report = jobs.tune_generator(
         _open(),
         data,
+        readers=readers,
         val=val,
         epochs=epochs,
         max_steps=max_steps,
@@ -577,11 +672,21 @@ def tune_raft(
     max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
     name: Annotated[str | None, typer.Option(help="Adapter name under .ragtune/adapters/.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    groups: DataGroupsOption = None,
+    public: DataPublicOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """RAFT: train the generator to answer from retrieved passages (oracle + distractors), citing them."""
+    readers = _data_readers(data, groups, public)
     report, built = jobs.tune_raft(
-        _open(), data, epochs=epochs, max_steps=max_steps, name=name, resume=resume, show_progress=not as_json
+        _open(),
+        data,
+        epochs=epochs,
+        max_steps=max_steps,
+        name=name,
+        resume=resume,
+        readers=readers,
+        show_progress=not as_json,
     )
     if not is_main_process():
         return
@@ -613,10 +718,15 @@ def tune_tone(
         typer.Option(help="Questions with answers the voice model answers (default: synthesise them)."),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Adapter name under .ragtune/adapters/.")] = None,
+    groups: DataGroupsOption = None,
+    public: DataPublicOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """A tone adapter for hybrid that keeps reading: the voice learnt, then distilled into right answers."""
-    report, built = jobs.tune_tone(_open(), data, questions=questions, name=name, show_progress=not as_json)
+    readers = _data_readers(data, groups, public)  # the style file and a given --questions file
+    report, built = jobs.tune_tone(
+        _open(), data, readers=readers, questions=questions, name=name, show_progress=not as_json
+    )
     rejected = ", ".join(f"{n} {why}" for why, n in built.rejected.items()) or "none"
     if as_json:
         _print_json(
@@ -675,11 +785,14 @@ def tune_retriever(
     switch: Annotated[
         bool, typer.Option("--switch/--no-switch", help="Re-embed the index with the tuned model and use it.")
     ] = True,
+    groups: DataGroupsOption = None,
+    public: DataPublicOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Fine-tune the embedder (MultipleNegativesRankingLoss, hard negatives from the index)."""
+    readers = _data_readers(data, groups, public)
     report = jobs.tune_retriever(
-        _open(), data, name=name, switch=switch, epochs=epochs, show_progress=not as_json
+        _open(), data, name=name, switch=switch, epochs=epochs, readers=readers, show_progress=not as_json
     )
     if as_json:
         _print_json(report.to_dict())

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ragtune.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tomlkit import TOMLDocument
 
 CONFIG_FILE = "ragtune.toml"
 BUILTIN_EMBEDDER = "builtin:all-MiniLM-L6-v2"
@@ -270,15 +273,49 @@ class ServeConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     anonymous: bool = Field(False, description="Allow requests without a key (only when bound to localhost).")
-    anonymous_groups: list[str] = Field(default_factory=list, description="Groups of the anonymous caller.")
+    anonymous_groups: GroupNames = Field(default_factory=list, description="Groups of the anonymous caller.")
     queue_size: int = Field(8, ge=0, description="Chat requests waiting per loaded model before 429.")
     max_request_kb: int = Field(256, ge=1, description="Largest JSON body; larger gets 413.")
     max_upload_mb: float = Field(20.0, gt=0, description="Largest uploaded document; larger gets 413.")
     graceful_shutdown_s: float = Field(30.0, ge=0, description="How long in-flight answers may finish.")
+    rate_limit_per_minute: int = Field(
+        120,
+        ge=0,
+        description="Search, embeddings and chat requests per minute per API key (per address when "
+        "anonymous), bursts up to the same number; past it 429 + Retry-After. 0 turns the limit off.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names an anonymous server answers to besides localhost and loopback addresses; "
+        "any other Host header gets 400, so a web page cannot reach it by DNS rebinding.",
+    )
+
+
+def _group_names(names: list[str]) -> list[str]:
+    from ragtune.access import check_groups
+
+    try:
+        return check_groups(names)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+GroupNames = Annotated[list[str], AfterValidator(_group_names)]
 
 
 class UserConfig(_Section):
-    groups: list[str] = Field(default_factory=list)
+    groups: GroupNames = Field(default_factory=list)
+
+
+class SourceRule(_Section):
+    """`[[sources]]`: who may read the files under a path; `ragtune ingest PATH --groups G` writes it.
+
+    Every sync of a file (a CLI ingest of it or of any folder above it, --watch, the server's watcher)
+    applies the most specific rule covering it; no groups means public.
+    """
+
+    path: str = Field(description="A file or folder, relative to the workspace (as ingest wrote it).")
+    groups: GroupNames = Field(default_factory=list)
 
 
 class Config(_Section):
@@ -298,6 +335,9 @@ class Config(_Section):
     users: dict[str, UserConfig] = Field(
         default_factory=dict,
         description="Named callers for --as-user, e.g. [users.dana] groups = ['finance'].",
+    )
+    sources: list[SourceRule] = Field(
+        default_factory=list, description="Access rules per ingested path ([[sources]] tables)."
     )
 
 
@@ -324,10 +364,34 @@ def update_config(path: Path, section: str, values: dict[str, object]) -> None:
     table = document.setdefault(section, tomlkit.table())
     for key, value in values.items():
         table[key] = value
+    _write_toml(path, document)
+
+
+def _write_toml(path: Path, document: TOMLDocument) -> None:
+    import tomlkit
+
     Config.model_validate(document.unwrap())  # never write a config that would not load
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
     tmp.replace(path)
+
+
+def write_source_rule(path: Path, rule: SourceRule) -> None:
+    """Add or replace the `[[sources]]` table for `rule.path` in ragtune.toml, keeping comments."""
+    import tomlkit
+
+    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    tables = document.setdefault("sources", tomlkit.aot())
+    entry = tomlkit.table()
+    entry["path"] = rule.path
+    entry["groups"] = list(rule.groups)
+    for position, existing in enumerate(tables):
+        if existing.get("path") == rule.path:
+            tables[position] = entry
+            break
+    else:
+        tables.append(entry)
+    _write_toml(path, document)
 
 
 DEFAULT_TOML = f"""\

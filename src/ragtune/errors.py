@@ -1,5 +1,9 @@
 """One error family: every message says what was wrong and what to do about it."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 
 class RagtuneError(Exception):
     """Base of every error ragtune raises on purpose; the CLI prints it as one line."""
@@ -55,3 +59,22 @@ class ContextLengthError(GenerateError):
 
 class TuneError(RagtuneError):
     """A tuning run could not start, resume or save."""
+
+
+class AccessDeniedError(RagtuneError):
+    """The caller lacks groups a tuned model learnt from: its weights may hold their text. HTTP answers 403."""
+
+    def __init__(self, message: str, missing: Sequence[str]) -> None:
+        super().__init__(message)
+        self.missing = list(missing)
+
+
+class WideningError(RagtuneError):
+    """A rule change or upload that would let more callers read documents, without --widen."""
+
+
+class SourceDocumentError(UploadError):
+    """A document that comes from a source folder: the file, not the API, decides whether it exists."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 409)

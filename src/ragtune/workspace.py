@@ -22,15 +22,26 @@ from typing import Any
 
 from rich.console import Console
 
-from ragtune.access import Access, UserStore, access_for
+from ragtune.access import Access, UserStore, access_for, check_groups
 from ragtune.config import (
     CONFIG_FILE,
     DEFAULT_TOML,
     Config,
     GeneratorConfig,
+    SourceRule,
     load_config,
+    write_source_rule,
 )
-from ragtune.errors import ConfigError, IngestBusyError, RagtuneError, UploadError, WorkspaceError
+from ragtune.errors import (
+    AccessDeniedError,
+    ConfigError,
+    IngestBusyError,
+    RagtuneError,
+    SourceDocumentError,
+    UploadError,
+    WideningError,
+    WorkspaceError,
+)
 from ragtune.generate import GenerationParams, Generator, Message, load_generator, params_from
 from ragtune.index.embedder import BatchingEmbedder, EmbeddingCache, SentenceTransformerEmbedder
 from ragtune.index.local_store import LocalStore
@@ -39,13 +50,21 @@ from ragtune.index.rerank import CrossEncoderReranker
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Store, StoredDocument
 from ragtune.ingest.chunking import chunk_document, load_tokenizer
-from ragtune.ingest.sources import FileSource, Source, SqlSource, options_fingerprint
+from ragtune.ingest.rules import AccessRules, relative_path, widens
+from ragtune.ingest.sources import (
+    FileSource,
+    Source,
+    SqlSource,
+    check_source_path,
+    options_fingerprint,
+    table_name,
+)
 from ragtune.ingest.sync import IngestReport, sync_source
 from ragtune.ingest.uploads import UploadFolder
 from ragtune.layout import Layout, find_workspace
-from ragtune.manifest import Manifest
+from ragtune.manifest import MANIFEST, Manifest
 from ragtune.strategies import STRATEGIES, answer_question, get_strategy
-from ragtune.types import Answer, Chunk, Document, Hit
+from ragtune.types import Answer, Chunk, Document, Hit, document_id
 
 
 class Workspace:
@@ -58,6 +77,8 @@ class Workspace:
         self.console = Console(stderr=True)
         self._tuned: dict[Path, Generator] = {}
         self._writer = threading.Lock()  # see _ingest_lock
+        self._config_stamp = _stamp(self.layout.config_file)
+        self._active_seen = self.active()
 
     @classmethod
     def init(
@@ -170,6 +191,19 @@ class Workspace:
             )
         return rows
 
+    def rules_overview(self) -> list[dict[str, Any]]:
+        """Every `[[sources]]` rule with the number of indexed documents it decides the groups of."""
+        rules = self.access_rules()
+        counts = {rule.path: 0 for rule in rules.rules}
+        for document in self.store.documents(self.everyone()):
+            if document.origin.startswith("sql:"):
+                rule = rules.rule_named(document.origin)
+            else:
+                rule = rules.rule_for(self.root / document.origin / document.source)
+            if rule is not None:
+                counts[rule.path] += 1
+        return [{"path": r.path, "groups": list(r.groups), "documents": counts[r.path]} for r in rules.rules]
+
     def everyone(self) -> Access:
         """An access reading every group in the index: for internal jobs (synth, mining), never callers."""
         return Access(frozenset(self.store.groups()))
@@ -188,6 +222,7 @@ class Workspace:
             shutil.rmtree(self.layout.index(folder), ignore_errors=True)
             os.replace(temp, self.layout.index(folder))
             self.layout.write_active(Path(embedder.path), folder)
+            self._active_seen = self.active()
         if "store" in self.__dict__:
             self.store.close()
         for cached in ("embedder", "store", "retriever", "_tokenizer"):
@@ -233,53 +268,132 @@ class Workspace:
                 raise IngestBusyError(
                     "another ingest is running in this workspace; wait for it to finish"
                 ) from exc
+            self.follow()  # another process may have switched the index: never write to the old one
             yield
 
     @cached_property
     def uploads(self) -> UploadFolder:
         return UploadFolder(self.layout.uploads, self.layout.uploads_staging)
 
-    def add_upload(self, staged: Path, groups: Sequence[str] = ()) -> IngestReport:
+    def add_upload(self, staged: Path, groups: Sequence[str] = (), *, widen: bool = False) -> IngestReport:
         """Index a staged file as an upload; the earlier upload of that name is kept if this one fails."""
+        groups = check_groups(groups)
         return self.uploads.add(
-            staged, groups, lambda path, g: self.ingest([path], groups=g, show_progress=False)
+            staged,
+            groups,
+            lambda path, g: self._sync_files(path, self.uploads.folder, lambda _: g, widen=widen, show_progress=False),
         )
 
-    def upload(self, staged: Path, groups: Sequence[str] = ()) -> tuple[StoredDocument | None, IngestReport]:
-        """Index a staged file as an upload and return its document; a file that fails is an UploadError."""
-        report = self.add_upload(staged, groups)
+    def upload(
+        self, staged: Path, groups: Sequence[str] = (), *, widen: bool = False
+    ) -> tuple[StoredDocument | None, IngestReport]:
+        """Index a staged file as an upload and return that very document; a file that fails is an UploadError.
+
+        The document is looked up by its id in the uploads folder, never by file name: an ingested
+        file of the same name is another document.
+        """
+        report = self.add_upload(staged, groups, widen=widen)
         if report.failed:
             raise UploadError(f"{staged.name} was not indexed: {report.failed[0]['error']}")
-        found = [d for d in self.store.documents(Access.of(groups)) if d.source == staged.name]
-        return (found[0] if found else None), report
+        return self.store.document(document_id(self._uploads_origin, staged.name), self.everyone()), report
 
     @cached_property
     def _uploads_origin(self) -> str:
-        return self.origin_of(self.uploads.folder)
+        return relative_path(self.root, self.uploads.folder)
 
     def is_upload(self, document: StoredDocument) -> bool:
         return document.origin == self._uploads_origin
 
     def delete(self, doc_id: str) -> StoredDocument | None:
-        """Remove a document (whatever its groups: this is an admin's act) and an uploaded file with it."""
+        """Remove an uploaded document and its file (whatever its groups: this is an admin's act).
+
+        A document from a source folder is refused: the next sync would bring it back from its file,
+        so the file is what to remove.
+        """
         document = self.store.document(doc_id, self.everyone())
         if document is None:
             return None
+        if not self.is_upload(document):
+            where = document.source if document.origin.startswith("sql:") else f"{document.origin}/{document.source}"
+            raise SourceDocumentError(
+                f"{document.source} comes from a source ({where}), not an upload: remove it there "
+                "and re-sync (`ragtune ingest`), or the next sync brings it back"
+            )
         self.delete_document(document.origin, document.source)
-        if self.is_upload(document):
-            (self.uploads.folder / document.source).unlink(missing_ok=True)
+        (self.uploads.folder / document.source).unlink(missing_ok=True)
         return document
 
-    def strategies(self) -> list[str]:
-        """The strategies that can answer now: tuned ones only once an adapter exists."""
-        return [name for name, s in STRATEGIES.items() if not s.tuned or self.adapter_dir(name) is not None]
+    def strategies(self, access: Access | None = None) -> list[str]:
+        """The strategies that can answer `access` (default: the public caller) now: tuned ones once an
+        adapter exists, and only those whose models learnt from groups the caller holds all of."""
+        caller = access if access is not None else Access()
+        ready = [name for name, s in STRATEGIES.items() if not s.tuned or self.adapter_dir(name) is not None]
+        return [name for name in ready if self._model_denial(name, caller) is None]
 
-    def origin_of(self, path: Path) -> str:
-        """Where files came from, relative to the workspace when possible so the workspace can move."""
-        root = path.resolve() if path.is_dir() else path.resolve().parent
-        return os.path.relpath(root, self.root)
+    def model_readers(self, folder: Path) -> list[str]:
+        """The groups a caller must hold all of to use a trained model (manifest "readers").
 
-    def sync(self, source: Source, *, prune: bool = True, show_progress: bool = True) -> IngestReport:
+        A model trained before readers were recorded counts as learnt from every group in the index:
+        nothing says it learnt from public text only, so it fails closed.
+        """
+        recorded = Manifest.read(folder).readers if Manifest.exists(folder) else None
+        return recorded if recorded is not None else sorted(self.store.groups())
+
+    def check_model_access(self, strategy: str, access: Access) -> None:
+        """Refuse (AccessDeniedError, HTTP 403) a caller lacking a group the models behind `strategy`
+        learnt from: the tuned adapter, and the tuned embedder when the strategy retrieves.
+
+        Retrieval applies access per chunk; weights cannot, so whoever uses them must hold it all.
+        """
+        denial = self._model_denial(strategy, access)
+        if denial is not None:
+            raise denial
+
+    def check_index_access(self, access: Access, use: str = "search") -> None:
+        """Refuse a caller lacking a group the tuned embedder serving the index learnt from (if any)."""
+        denial = self._index_denial(use, access)
+        if denial is not None:
+            raise denial
+
+    def _model_denial(self, strategy: str, access: Access) -> AccessDeniedError | None:
+        chosen = get_strategy(strategy)
+        denial = self._index_denial(chosen.name, access) if chosen.retrieves else None
+        adapter = self.adapter_dir(chosen.name) if chosen.tuned and denial is None else None
+        return self._folder_denial(chosen.name, adapter, access) if adapter is not None else denial
+
+    def _index_denial(self, use: str, access: Access) -> AccessDeniedError | None:
+        active = self.active()
+        return self._folder_denial(use, Path(active["embedder"]), access) if active else None
+
+    def _folder_denial(self, use: str, folder: Path, access: Access) -> AccessDeniedError | None:
+        """The refusal for one trained model (adapter or embedder folder), if the caller lacks a group."""
+        readers = self.model_readers(folder)
+        missing = sorted(set(readers) - access.groups)
+        if not missing:
+            return None
+        what = f"adapter {folder.name!r}" if folder.parent == self.layout.adapters else "the tuned embedder"
+        lacking = f"the caller lacks {', '.join(missing)}"
+        if Manifest.exists(folder) and Manifest.read(folder).readers is not None:
+            return AccessDeniedError(
+                f"{use} refused: {what} learnt from text of groups {', '.join(readers)} and answers only "
+                f"callers holding all of them; {lacking}",
+                missing,
+            )
+        return AccessDeniedError(
+            f"{use} refused: {what} was trained before ragtune recorded what a model learnt from, so it "
+            f"counts as learnt from every group in the index; {lacking}. Retrain it, or, if it learnt only "
+            f'from public text, add "readers": [] to {folder / MANIFEST}',
+            missing,
+        )
+
+    def access_rules(self) -> AccessRules:
+        """The `[[sources]]` rules as ragtune.toml says now (read afresh: another process may have
+        changed them while this one, a server, runs)."""
+        return AccessRules(self.root, tuple(load_config(self.layout.config_file).sources))
+
+    def sync(
+        self, source: Source, *, prune: bool = True, widen: bool = False, show_progress: bool = True
+    ) -> IngestReport:
         """Sync any Source (files, SQL rows, records) into the index."""
         with self._ingest_lock():
             report = sync_source(
@@ -289,6 +403,7 @@ class Workspace:
                 self.embedding_cache,
                 self.chunk,
                 prune=prune,
+                widen=widen,
                 batch_documents=self.config.ingest.batch_documents,
                 console=self.console,
                 show_progress=show_progress,
@@ -316,31 +431,102 @@ class Workspace:
         self,
         paths: Sequence[Path | str],
         *,
-        groups: Sequence[str] = (),
+        groups: Sequence[str] | None = None,
         meta: dict[str, Any] | None = None,
         prune: bool = True,
+        widen: bool = False,
         show_progress: bool = True,
     ) -> IngestReport:
-        """Ingest files and folders; re-running it syncs (see ragtune.ingest.sync)."""
+        """Ingest files and folders; re-running it syncs (see ragtune.ingest.sync).
+
+        `groups` (None: keep the rules as they are) records the access rule of each path in
+        ragtune.toml; every file then gets the groups of the most specific rule covering it, in this
+        and every later sync. A change that lets more callers read is refused unless `widen`.
+        """
         if not paths:
             raise RagtuneError("give at least one file or folder to ingest")
-        meta = dict(meta or {})
         total = IngestReport()
         for raw in paths:
-            path = Path(raw)
-            source = FileSource(
-                path,
-                origin=self.origin_of(path),
-                groups=groups,
-                meta=meta,
-                exclude=self.config.ingest.exclude,
-                max_bytes=int(self.config.ingest.max_file_mb * 1024 * 1024),
-                rows_per_chunk=self.config.chunking.rows_per_chunk,
-                fingerprint=self._fingerprint(groups, meta),
+            path = check_source_path(Path(raw))
+            rules = self.access_rules()
+            rule = self._record_rule(relative_path(self.root, path), rules.rule_for(path), groups, widen)
+            rules = rules.with_rule(rule)
+            root = rules.identity_root(path)
+            report = self._sync_files(
+                path, root, rules.groups_for, meta=meta, prune=prune, widen=widen, show_progress=show_progress
             )
-            report = self.sync(source, prune=prune and path.is_dir(), show_progress=show_progress)
+            if path == root and path.is_dir():
+                report.deleted += self._rehome(root)
             total.add(report)
         return total
+
+    def _record_rule(
+        self, key: str, current: SourceRule | None, groups: Sequence[str] | None, widen: bool
+    ) -> SourceRule:
+        """The rule for `key` (a path as rules spell it, or `sql:NAME`) after this command, written
+        to ragtune.toml when groups are given or nothing covers it yet (then public).
+
+        `current`: the rule that covers it now (its own or a folder's). Refuses a change that would
+        let more callers read, unless `widen`.
+        """
+        if groups is None:
+            if current is not None:
+                return current
+            groups = []
+        rule = SourceRule(path=key, groups=check_groups(groups))
+        if current is not None and current.path == rule.path and current.groups == rule.groups:
+            return rule
+        old = list(current.groups) if current else []
+        if widens(old, rule.groups) and not widen:
+            raise WideningError(
+                f"{key} is readable by groups {', '.join(old)} now; --groups {', '.join(rule.groups) or '(public)'} "
+                "would let more callers read it. Run again with --widen to confirm (nothing was changed)"
+            )
+        write_source_rule(self.layout.config_file, rule)
+        return rule
+
+    def _sync_files(
+        self,
+        path: Path,
+        root: Path,
+        groups_for: Callable[[Path], Sequence[str]],
+        *,
+        meta: dict[str, Any] | None = None,
+        prune: bool = True,
+        widen: bool = False,
+        show_progress: bool = True,
+    ) -> IngestReport:
+        """Sync the files under `path`, named relative to `root`, with the groups `groups_for` gives."""
+        meta = dict(meta or {})
+        source = FileSource(
+            path,
+            root=root,
+            origin=relative_path(self.root, root),
+            groups_for=groups_for,
+            meta=meta,
+            exclude=self.config.ingest.exclude,
+            max_bytes=int(self.config.ingest.max_file_mb * 1024 * 1024),
+            rows_per_chunk=self.config.chunking.rows_per_chunk,
+            fingerprint=self._fingerprint((), meta),
+        )
+        report = self.sync(source, prune=prune and path.is_dir(), widen=widen, show_progress=show_progress)
+        report.notices.extend({"path": name, "message": message} for name, message in source.notices)
+        return report
+
+    def _rehome(self, root: Path) -> int:
+        """Remove the documents of folders inside `root` that were once ingested on their own: their
+        files now belong to `root` (just synced), and one file must be one document."""
+        nested = set()
+        for document in self.store.documents(self.everyone()):
+            folder = (self.root / document.origin).resolve()
+            inside = folder != root and folder.is_relative_to(root) and folder.is_dir()
+            if inside and not any(part.startswith(".") for part in folder.relative_to(root).parts):
+                nested.add((document.origin, document.source))
+        if nested:
+            with self._ingest_lock():
+                self.store.write([], delete_sources=sorted(nested))
+                self.store.refresh()
+        return len(nested)
 
     def ingest_sql(
         self,
@@ -350,11 +536,18 @@ class Workspace:
         *,
         text_template: str | None = None,
         name: str | None = None,
-        groups: Sequence[str] = (),
+        groups: Sequence[str] | None = None,
         prune: bool = True,
+        widen: bool = False,
         show_progress: bool = True,
     ) -> IngestReport:
-        """Each row of the query becomes a document `sql:<name>:<id>`; re-sync works by row id."""
+        """Each row of the query becomes a document `sql:<name>:<id>`; re-sync works by row id.
+
+        Its groups are a rule like a folder's (`[[sources]] path = "sql:<name>"`), kept by every re-sync.
+        """
+        key = f"sql:{name or table_name(query)}"
+        rules = self.access_rules()
+        groups = self._record_rule(key, rules.rule_named(key), groups, widen).groups
         source = SqlSource(
             url,
             query,
@@ -364,7 +557,7 @@ class Workspace:
             groups=groups,
             fingerprint=self._fingerprint(groups, {"template": text_template or ""}),
         )
-        return self.sync(source, prune=prune, show_progress=show_progress)
+        return self.sync(source, prune=prune, widen=widen, show_progress=show_progress)
 
     def caller(
         self,
@@ -417,24 +610,48 @@ class Workspace:
         return candidates[0] if candidates else None
 
     def reload_config(self) -> None:
-        """Read ragtune.toml again (after a job wrote to it); the retriever is rebuilt on next use."""
+        """Read ragtune.toml again (after a job wrote to it); the retriever and users follow on next use.
+
+        The old user store is left to the garbage collector rather than closed: a request on another
+        thread may be reading it right now.
+        """
+        self._config_stamp = _stamp(self.layout.config_file)
         self.config = load_config(self.layout.config_file)
         self.__dict__.pop("retriever", None)
-        if "users" in self.__dict__:  # [users] may have changed
-            self.__dict__.pop("users").close()
+        self.__dict__.pop("users", None)
+
+    def follow(self) -> None:
+        """Take up what another process changed since: ragtune.toml (rules, [retrieval], [answer],
+        [users]) and the active index of `tune retriever`, so that a long-running server neither
+        answers from nor writes to a superseded index. Two stats when nothing changed."""
+        if _stamp(self.layout.config_file) != self._config_stamp:
+            self.reload_config()
+        active = self.active()
+        if active != self._active_seen:
+            self._active_seen = active
+            for cached in ("embedder", "store", "retriever", "_tokenizer"):
+                self.__dict__.pop(cached, None)  # a search in flight keeps the old objects it holds
 
     def forget_tuned(self) -> None:
         """Drop loaded tuned models, so that the next tuned answer loads the newest adapter or export."""
         self._tuned.clear()
 
-    def tuned_generator(self, strategy: str = "finetuned") -> tuple[Generator, dict[str, Any]]:
-        """The tuned model for a strategy and its manifest: llama.cpp when exported to GGUF, else PEFT."""
+    def tuned_generator(
+        self, strategy: str = "finetuned", access: Access | None = None
+    ) -> tuple[Generator, dict[str, Any]]:
+        """The tuned model for a strategy and its manifest: llama.cpp when exported to GGUF, else PEFT.
+
+        With `access`, a caller lacking a group the adapter learnt from is refused before it loads.
+        """
         adapter = self.adapter_dir(strategy)
         if adapter is None:
             raise RagtuneError(
                 "no tuned generator in this workspace yet: run `ragtune tune generator --data TRAIN.jsonl` "
                 "or `ragtune tune raft` (or use --strategy rag or base)"
             )
+        denial = self._folder_denial(strategy, adapter, access) if access is not None else None
+        if denial is not None:
+            raise denial
         return self.adapter_generator(adapter)
 
     def adapter_generator(self, adapter: Path) -> tuple[Generator, dict[str, Any]]:
@@ -465,13 +682,16 @@ class Workspace:
         on_token: Callable[[str], None] | None = None,
         params: GenerationParams | None = None,
     ) -> Answer:
-        """Answer a question with a strategy; the caller's groups bound what retrieval may use."""
+        """Answer a question with a strategy; the caller's groups bound what retrieval may use, and a
+        tuned model answers only a caller holding every group it learnt from (check_model_access)."""
         chosen = get_strategy(strategy)
+        access = self.caller(groups, user)
+        if chosen.retrieves:
+            self.check_index_access(access, chosen.name)  # the adapter: by tuned_generator, before it loads
         generator, citation_style, adapter = self.generator, self.config.answer.citations, None
         if chosen.tuned:
-            generator, manifest = self.tuned_generator(chosen.name)
+            generator, manifest = self.tuned_generator(chosen.name, access)
             citation_style, adapter = manifest.get("citations", citation_style), manifest["name"]
-        access = self.caller(groups, user)
         if chosen.retrieves:
             self.embedder.load()  # now, so that retrieve_ms measures retrieval, not start-up
         answer = answer_question(
@@ -499,3 +719,12 @@ class Workspace:
         for name in ("store", "embedding_cache", "users"):
             if name in self.__dict__:
                 self.__dict__[name].close()
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """A file's modification time and size: a change another process made, seen without reading it."""
+    try:
+        info = path.stat()
+    except OSError:
+        return (0, 0)
+    return (info.st_mtime_ns, info.st_size)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import init_workspace, run_cli
 
-LEAVE = "---\ngroups: [all]\n---\n# Leave policy\n\nEveryone gets 25 days of annual leave.\n"
+LEAVE = "---\ngroups: [auditors]\n---\n# Leave policy\n\nEveryone gets 25 days of annual leave.\n"
 BANDS = "---\ngroups: [hr]\n---\n# Salary bands\n\nL3 midpoint is 69,000.\n"
 PUBLIC = "# Canteen\n\nThe canteen opens at 07:30.\n"
 
@@ -22,18 +22,18 @@ def test_groups_nobody_holds_are_named_at_ingest_and_in_status(tmp_path: Path) -
     run_cli("users", "add", "dana", "--groups", "hr", cwd=ws)
 
     ingest = run_cli("ingest", str(docs), cwd=ws)
-    assert "restricted to group all (1): leave.md" in ingest.stdout
+    assert "restricted to group auditors (1): leave.md" in ingest.stdout
     assert "restricted to group hr (1): bands.md" in ingest.stdout
     warnings = [line for line in ingest.stderr.splitlines() if "warning:" in line]
-    assert len(warnings) == 1 and "'all'" in warnings[0] and "reach no one" in warnings[0], ingest.stderr
+    assert len(warnings) == 1 and "'auditors'" in warnings[0] and "reach no one" in warnings[0], ingest.stderr
 
     status = json.loads(run_cli("status", "--json", cwd=ws).stdout)
     groups = {row["group"]: row for row in status["groups"]}
     assert groups["(public)"]["documents"] == 1
     assert groups["hr"] == {"group": "hr", "documents": 1, "holders": ["dana"], "unheld": False}
-    assert groups["all"]["unheld"] and groups["all"]["documents"] == 1
+    assert groups["auditors"]["unheld"] and groups["auditors"]["documents"] == 1
     table = run_cli("status", cwd=ws)
-    assert "nobody" in table.stdout and "no user or key holds group 'all'" in table.stderr
+    assert "nobody" in table.stdout and "no user or key holds group 'auditors'" in table.stderr
 
-    run_cli("users", "add", "erin", "--groups", "all", cwd=ws)
+    run_cli("users", "add", "erin", "--groups", "auditors", cwd=ws)
     assert "warning" not in run_cli("status", cwd=ws).stderr, "held now: no warning"

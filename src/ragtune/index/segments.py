@@ -242,8 +242,9 @@ def save_base(base: Base, folder: Path) -> None:
     np.save(temp / "rowids.npy", base.rowids)
     (temp / "chunk_ids.json").write_text(json.dumps(base.chunk_ids))
     members = {g: np.flatnonzero(m).tolist() for g, m in base.masks.members.items()}
+    # Public rows and group members in separate keys: no group name can stand in for the public set.
     (temp / "groups.json").write_text(
-        json.dumps({"public": np.flatnonzero(base.masks.public).tolist(), **members})
+        json.dumps({"public": np.flatnonzero(base.masks.public).tolist(), "members": members})
     )
     if base.bm25 is not None:
         base.bm25.save(str(temp / "bm25"))
@@ -283,15 +284,18 @@ def load_base(folder: Path) -> Base | None:
             ann = faiss.read_index(str(folder / "ann.faiss"))
     except (OSError, ValueError, RuntimeError):
         return None
+    if set(positions) != {"public", "members"}:
+        return None  # a base of the old layout, where a group called "public" overwrote the public rows
     n = len(chunk_ids)
-    masks = {}
-    for name, where in positions.items():
-        mask = np.zeros(n, dtype=bool)
-        mask[np.asarray(where, dtype=np.int64)] = True
-        masks[name] = mask
-    public = masks.pop("public")
+
+    def mask(where: list[int]) -> np.ndarray:
+        rows = np.zeros(n, dtype=bool)
+        rows[np.asarray(where, dtype=np.int64)] = True
+        return rows
+
+    masks = GroupMasks(mask(positions["public"]), {g: mask(w) for g, w in positions["members"].items()})
     return Base(
-        info["generation"], info["last_rowid"], rowids, chunk_ids, GroupMasks(public, masks), vectors, bm25,
+        info["generation"], info["last_rowid"], rowids, chunk_ids, masks, vectors, bm25,
         info["avgdl"], ann,
     )  # fmt: skip
 

@@ -10,12 +10,16 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote
 
-from ragtune.errors import IngestError
+from ragtune.access import check_groups
+from ragtune.errors import ConfigError, IngestError
 from ragtune.ingest.parsers import PARSER_VERSION, parse_file, record_label, render_record
 from ragtune.types import Document, Section
 
@@ -38,9 +42,14 @@ class Failure:
 
 
 class Source(Protocol):
-    """Anything that can list documents: a folder of files, SQL rows, a BEIR corpus."""
+    """Anything that can list documents: a folder of files, SQL rows, a BEIR corpus.
+
+    `scope`: the part of `origin` this source lists ("" for all of it, else a folder prefix);
+    a sync prunes only vanished documents inside it.
+    """
 
     origin: str
+    scope: str
 
     def items(self) -> Iterator[SourceItem | Failure]: ...
 
@@ -61,41 +70,88 @@ def options_fingerprint(groups: Sequence[str], meta: dict[str, Any], chunking: d
     )
 
 
+# Never sources, whatever a link or a command line says: reading them can leak the process
+# (/proc/self/environ) or block forever (/dev/zero, a FIFO).
+_SYSTEM_ROOTS = tuple(Path(p) for p in ("/proc", "/sys", "/dev", "/run"))
+
+
+def check_source_path(path: Path) -> Path:
+    """The resolved path of a file or folder to ingest, or an IngestError saying why it cannot be one."""
+    if not path.exists():
+        raise IngestError(f"{path}: no such file or folder")
+    resolved = path.resolve()
+    if any(resolved.is_relative_to(system) for system in _SYSTEM_ROOTS):
+        raise IngestError(f"{path}: a system folder ({resolved}), never a source")
+    if not (resolved.is_dir() or stat.S_ISREG(resolved.stat().st_mode)):
+        raise IngestError(f"{path}: not a regular file or folder")
+    return resolved
+
+
+def _unsafe(file: Path, root: Path) -> str | None:
+    """Why a listed entry must not be read (a link, a device, a FIFO, a socket), or None.
+
+    Links are never followed: one leaving the folder could reach anything readable by the process,
+    and one inside it names a file that is indexed under its own name already.
+    """
+    try:
+        mode = file.lstat().st_mode
+    except OSError as exc:
+        return f"cannot read file: {exc.strerror or exc}"
+    if stat.S_ISLNK(mode):
+        target = file.resolve()
+        if not target.exists():
+            return "cannot read: a link to a missing file"
+        if target.is_relative_to(root):
+            return f"a link to {target.relative_to(root).as_posix()}, which is indexed under its own name"
+        return "a link that leaves the source folder; links are not followed"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a device, FIFO or socket); skipped"
+    return None
+
+
 class FileSource:
-    """Files under a root folder (or a single file); `source` is the path relative to the root."""
+    """Files under `path` (a folder or one file), named relative to `root`: the folder that gives each
+    file its identity (the outermost ruled folder above it, see ingest/rules.py), so a file is one
+    document whichever of its folders was named. `groups_for` gives each file its access groups."""
 
     def __init__(
         self,
         path: Path,
         *,
         origin: str,
-        groups: Sequence[str] = (),
+        root: Path | None = None,
+        groups_for: Callable[[Path], Sequence[str]] = lambda _: (),
         meta: dict[str, Any] | None = None,
         exclude: Sequence[str] = (),
         max_bytes: int = 50 * 1024 * 1024,
         rows_per_chunk: int = 1,
         fingerprint: str = "",
     ) -> None:
-        if not path.exists():
-            raise IngestError(f"{path}: no such file or folder")
-        self.path = path
-        self.root = path if path.is_dir() else path.parent
+        self.path = check_source_path(path)
+        self.root = (root or (self.path if self.path.is_dir() else self.path.parent)).resolve()
+        if not self.path.is_relative_to(self.root):
+            raise IngestError(f"{path} is not under {self.root}")
+        self.scope = "" if self.path == self.root else self.path.relative_to(self.root).as_posix()
         self.origin = origin
-        self.groups = list(groups)
+        self.groups_for = groups_for
         self.meta = dict(meta or {})
         self.exclude = list(exclude)
         self.max_bytes = max_bytes
         self.rows_per_chunk = rows_per_chunk
         self.fingerprint = fingerprint
+        self.notices: list[tuple[str, str]] = []  # (source, message): kept, but worth saying
 
     def files(self) -> list[Path]:
-        """Every candidate file, sorted; hidden files and folders and excluded patterns are left out."""
+        """Every candidate file, sorted; hidden files and folders and excluded patterns are left out.
+
+        Folder links are not descended into (os.walk's default), so a link cannot loop or leave.
+        """
         if self.path.is_file():
             return [self.path]
         found: list[Path] = []
         for folder, dirs, names in os.walk(self.path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(names):
+            for name in sorted(names + [d for d in dirs if (Path(folder) / d).is_symlink()]):
                 if name.startswith("."):
                     continue
                 file = Path(folder) / name
@@ -108,6 +164,9 @@ class FileSource:
     def items(self) -> Iterator[SourceItem | Failure]:
         for file in self.files():
             source = file.relative_to(self.root).as_posix()
+            if reason := _unsafe(file, self.root):
+                yield Failure(source, reason)
+                continue
             try:
                 size = file.stat().st_size
                 if size > self.max_bytes:
@@ -122,24 +181,40 @@ class FileSource:
             except OSError as exc:
                 yield Failure(source, f"cannot read file: {exc.strerror or exc}")
                 continue
-            yield SourceItem(source, _digest(data, self.fingerprint), self._loader(file, source, data))
+            groups = sorted(set(self.groups_for(file)))
+            digest = _digest(data, self.fingerprint, json.dumps(groups))
+            yield SourceItem(source, digest, self._loader(file, source, data, groups))
 
-    def _loader(self, file: Path, source: str, data: bytes) -> Callable[[], Document]:
+    def _loader(self, file: Path, source: str, data: bytes, groups: list[str]) -> Callable[[], Document]:
         def load() -> Document:
             parsed = parse_file(file, data, self.rows_per_chunk)
             text, sections = parsed.assemble()
-            groups = parsed.groups if parsed.groups is not None else self.groups
             return Document(
                 source=source,
                 origin=self.origin,
                 title=parsed.title,
                 text=text,
                 sections=sections,
-                groups=sorted(set(groups)),
+                groups=self._document_groups(source, groups, parsed.groups),
                 meta={**parsed.meta, **self.meta},
             )
 
         return load
+
+    def _document_groups(self, source: str, ruled: list[str], declared: list[str] | None) -> list[str]:
+        """Front matter names a document's own readers and wins over its folder's rule, as documented,
+        except that it cannot make public what a rule restricts (a document that was indexed already
+        is guarded again at sync: no change widens it without --widen)."""
+        if declared is None:
+            return ruled
+        try:
+            declared = check_groups(declared)
+        except ConfigError as exc:
+            raise IngestError(f"front matter: {exc}") from exc
+        if ruled and not declared:
+            self.notices.append((source, f"front matter makes it public, but its rule says {ruled}; kept {ruled}"))
+            return ruled
+        return declared
 
 
 def render_row(row: dict[str, Any], template: str | None) -> str:
@@ -161,6 +236,8 @@ class SqlSource:
     The query runs completely before anything is written, so a bad URL or query changes nothing.
     """
 
+    scope = ""
+
     def __init__(
         self,
         url: str,
@@ -172,7 +249,7 @@ class SqlSource:
         groups: Sequence[str] = (),
         fingerprint: str = "",
     ) -> None:
-        self.name = name or _table_name(query)
+        self.name = name or table_name(query)
         self.origin = f"sql:{self.name}"
         self.groups = sorted(set(groups))
         self.fingerprint = fingerprint
@@ -188,13 +265,16 @@ class SqlSource:
         try:
             engine = sqlalchemy.create_engine(url)
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-            raise IngestError(f"bad SQL URL {url!r}: {exc}") from exc
+            # not chained: the parser's own message quotes the URL, password and all
+            reason = hide_password(str(exc), url)
+            raise IngestError(f"bad SQL URL {hide_password(url)!r}: {reason}") from None
+        _read_only(engine)
         try:
             with engine.connect() as connection:
                 result = connection.execute(sqlalchemy.text(query))
                 rows = [dict(row._mapping) for row in result]
         except SQLAlchemyError as exc:
-            message = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            message = hide_password(str(getattr(exc, "orig", None) or exc).splitlines()[0], url)
             raise IngestError(f"SQL query failed: {message}; nothing was changed") from exc
         finally:
             engine.dispose()
@@ -234,7 +314,49 @@ class SqlSource:
         return load
 
 
-def _table_name(query: str) -> str:
+# What makes a session read-only, per SQLAlchemy dialect. Elsewhere the query runs in a transaction
+# that is rolled back, which undoes plain writes but not DDL on engines that commit it at once.
+_READ_ONLY = {
+    "sqlite": "PRAGMA query_only = ON",
+    "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+    "mysql": "SET SESSION TRANSACTION READ ONLY",
+    "mariadb": "SET SESSION TRANSACTION READ ONLY",
+}
+
+
+def _read_only(engine: Any) -> None:
+    """Open every connection of `engine` read-only where the database allows it: ingest only reads,
+    and a query (or a URL) from a user must not be able to change the source."""
+    from sqlalchemy import event
+
+    statement = _READ_ONLY.get(engine.dialect.name)
+    if statement is None:
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+        finally:
+            cursor.close()
+
+
+def hide_password(text: str, url: str | None = None) -> str:
+    """`text` with the password of a database URL masked ("***"): the URL itself when `url` is None,
+    else any mention of `url` or its password inside `text` (an error message quoting it)."""
+    url = text if url is None else url
+    match = re.search(r"://([^/?#@]*?):([^/?#]*)@", url)
+    if match is None or not match.group(2):
+        return text
+    password = match.group(2)
+    masked = text.replace(url, url[: match.start(2)] + "***" + url[match.end(2) :])
+    for secret in {password, unquote(password)}:
+        masked = masked.replace(secret, "***")
+    return masked
+
+
+def table_name(query: str) -> str:
     """A readable source name from 'SELECT ... FROM table ...', else a short hash of the query."""
     words = query.replace("\n", " ").split()
     lowered = [w.lower() for w in words]
@@ -247,6 +369,8 @@ def _table_name(query: str) -> str:
 
 class RecordSource:
     """In-memory records (id, title, text), as in a BEIR corpus; each record is one document."""
+
+    scope = ""
 
     def __init__(
         self, records: Sequence[tuple[str, str, str]], *, origin: str, fingerprint: str = ""

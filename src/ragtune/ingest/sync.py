@@ -19,9 +19,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ragtune.access import Access
 from ragtune.errors import IngestError
 from ragtune.index.embedder import Embedder, EmbeddingCache, embed_with_cache
-from ragtune.index.store import DocumentUpdate, Store
+from ragtune.index.store import DocumentUpdate, Store, StoredDocument
+from ragtune.ingest.rules import widens
 from ragtune.ingest.sources import Failure, Source, SourceItem
 from ragtune.types import Chunk, Document
 
@@ -46,6 +48,10 @@ class IngestReport:
     unchanged: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     restricted: dict[str, list[str]] = field(default_factory=dict)  # group -> sources written with it
+    # Access changes: kept restricted without --widen (held), or widened because it was given.
+    held: list[dict[str, Any]] = field(default_factory=list)
+    widened: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[dict[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_written: int = 0
     seconds: float = 0.0
@@ -60,6 +66,9 @@ class IngestReport:
         self.deleted += other.deleted
         self.unchanged += other.unchanged
         self.failed.extend(other.failed)
+        self.held.extend(other.held)
+        self.widened.extend(other.widened)
+        self.notices.extend(other.notices)
         for group, sources in other.restricted.items():
             self.restricted.setdefault(group, []).extend(sources)
         self.chunks_embedded += other.chunks_embedded
@@ -79,14 +88,20 @@ def sync_source(
     chunker: Chunker,
     *,
     prune: bool = True,
+    widen: bool = False,
     batch_documents: int = 64,
     console: Console | None = None,
     show_progress: bool = True,
 ) -> IngestReport:
-    """Sync one source into the store; every skipped item is reported, nothing else is lost."""
+    """Sync one source into the store; every skipped item is reported, nothing else is lost.
+
+    A changed document never becomes readable by more callers than before unless `widen`: without
+    it the document is written with its previous groups and reported as held (see `hold_access`).
+    """
     started = time.perf_counter()
     report = IngestReport()
     known = store.document_hashes(source.origin)
+    everyone = Access(frozenset(store.groups()))
     seen: set[str] = set()
     pending: list[tuple[Document, list[Chunk]]] = []
     console = console or Console(stderr=True)
@@ -147,13 +162,15 @@ def sync_source(
             elif reason := store.refusal(loaded.document, loaded.chunks):
                 fail(item.source, reason)
             else:
+                if item.source in known:
+                    hold_access(loaded, store.document(loaded.document.doc_id, everyone), widen, report)
                 pending.append((loaded.document, loaded.chunks))
                 if len(pending) >= batch_documents:
                     flush()
         flush()
 
     if prune:
-        vanished = sorted(set(known) - seen)
+        vanished = sorted(name for name in set(known) - seen if in_scope(name, source.scope))
         if vanished:
             store.write([], [(source.origin, name) for name in vanished])
             report.deleted = len(vanished)
@@ -161,6 +178,31 @@ def sync_source(
         store.refresh()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def in_scope(source: str, scope: str) -> bool:
+    """Whether a document name lies inside a source's scope (a folder prefix; "" is everything)."""
+    return not scope or source == scope or source.startswith(scope + "/")
+
+
+def hold_access(loaded: Loaded, stored: StoredDocument | None, widen: bool, report: IngestReport) -> None:
+    """Keep a changed document's previous groups when its new ones would widen access, unless `widen`.
+
+    A held document is written with a hash no file can have, so every later sync looks at it again
+    (and says so) until the change is confirmed with --widen or the rule is put back.
+    """
+    document = loaded.document
+    if document is None or stored is None or not widens(stored.groups, document.groups):
+        return
+    change = {"path": document.source, "from": stored.groups, "to": document.groups}
+    if widen:
+        report.widened.append(change)
+        return
+    report.held.append(change)
+    document.groups = list(stored.groups)
+    document.content_hash = "held:" + document.content_hash
+    for chunk in loaded.chunks:
+        chunk.groups = list(stored.groups)
 
 
 def _load(item: Item, known: dict[str, str], chunker: Chunker) -> Loaded:

@@ -96,7 +96,7 @@ def probe_freshness(
         source = FileSource(
             kb,
             origin=document.origin,
-            groups=document.groups,
+            groups_for=lambda _: document.groups,
             meta=document.meta,
             exclude=scratch.config.ingest.exclude,
             rows_per_chunk=scratch.config.chunking.rows_per_chunk,
@@ -137,7 +137,11 @@ def _retrain(scratch: Workspace, edit: dict[str, str], caller: list[str], consol
     started = time.perf_counter()
     synth_report = synth(scratch, out=scratch.layout.synth_questions, show_progress=False)
     report = tune_generator(
-        scratch, Path(synth_report.train_chat), name="freshness-retrain", show_progress=False
+        scratch,
+        Path(synth_report.train_chat),
+        readers=synth_report.readers,  # the data came from these chunks alone
+        name="freshness-retrain",
+        show_progress=False,
     )
     seconds = time.perf_counter() - started
     scratch.config.tune.adapter = "freshness-retrain"

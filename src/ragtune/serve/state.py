@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Callable
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ragtune.access import Access, User
+from ragtune.errors import AccessDeniedError
+from ragtune.serve.ratelimit import RateLimiter
 from ragtune.strategies import STRATEGIES
 from ragtune.workspace import Workspace
 
@@ -62,6 +67,7 @@ class ServerState:
         self.ws = ws
         self.metrics = Metrics()
         self.gates: dict[str, ModelGate] = {}
+        self.limiter = RateLimiter(ws.config.serve.rate_limit_per_minute)
 
     def gate_for(self, strategy: str) -> ModelGate:
         """Tuned strategies on different adapters are different models, each with its own gate."""
@@ -70,7 +76,10 @@ class ServerState:
 
 
 def server_state(request: Request) -> ServerState:
+    """The shared state, with the workspace brought up to date with what other processes changed
+    (ragtune.toml, the active index of `tune retriever`): two stats per request when nothing did."""
     state: ServerState = request.app.state.ragtune
+    state.ws.follow()
     return state
 
 
@@ -92,11 +101,39 @@ def caller(request: Request) -> User:
     return user
 
 
+async def rate_limited(
+    request: Request, state: ServerState = Depends(server_state), user: User = Depends(caller)
+) -> User:
+    """The caller, within their budget of `[serve] rate_limit_per_minute` (keyed by API key, or by
+    address for the anonymous caller); past it a 429 says when to come back."""
+    limiter = state.limiter
+    anonymous = not request.headers.get("authorization")
+    who = f"address:{request.client.host if request.client else ''}" if anonymous else f"user:{user.name}"
+    wait = limiter.wait(who)
+    if wait > 0:
+        per_minute = int(limiter.capacity)
+        raise HTTPException(
+            429,
+            f"rate limit: {per_minute} requests a minute per key; retry in {math.ceil(wait)} s",
+            {"Retry-After": str(math.ceil(wait))},
+        )
+    return user
+
+
 def admin(user: User = Depends(caller)) -> User:
     if not user.admin:
-        raise HTTPException(403, "only admins can change documents")
+        raise HTTPException(403, "only admins can do this (change documents, read metrics and reports)")
     return user
 
 
 def access(user: User) -> Access:
     return Access.of(user.groups)
+
+
+async def run_access_check(check: Callable[[], None]) -> None:
+    """Run a Workspace access check off the event loop (it reads manifests); a refusal becomes a 403
+    whose message names the groups the caller lacks."""
+    try:
+        await run_in_threadpool(check)
+    except AccessDeniedError as exc:
+        raise HTTPException(403, str(exc)) from None

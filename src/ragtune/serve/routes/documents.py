@@ -5,15 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
 
 from ragtune.access import User
 from ragtune.errors import UploadError
 from ragtune.index.store import StoredDocument
 from ragtune.ingest.parsers import PARSERS
 from ragtune.ingest.uploads import clean_upload_name
+from ragtune.serve.schemas import UploadFields
 from ragtune.serve.state import ServerState, access, admin, caller, server_state
 from ragtune.text import scrub
 from ragtune.workspace import Workspace
@@ -77,20 +81,67 @@ async def _stage(ws: Workspace, file: UploadFile, name: str, staging: Path) -> P
     return staged
 
 
-@router.post("/v1/documents", status_code=201)
+async def _read_form(request: Request) -> FormData:
+    """The multipart body, spooled as FastAPI would (a part over 1 MB goes to a temporary file)."""
+    try:
+        return await request.form(max_files=1, max_fields=16)
+    except HTTPException:
+        raise
+    except Exception as exc:  # a malformed body, as FastAPI answers it
+        raise HTTPException(400, "there was an error parsing the multipart body") from exc
+
+
+def _upload_fields(form: FormData) -> tuple[UploadFile, UploadFields]:
+    """The file part and the text fields, or the 422 FastAPI would give for declared parameters."""
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        raise RequestValidationError([{"type": "missing", "loc": ("body", "file"), "msg": "Field required"}])
+    try:
+        fields = UploadFields.model_validate({k: v for k, v in form.multi_items() if k != "file"})
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
+    return file, fields
+
+
+UPLOAD_BODY = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        **UploadFields.model_json_schema()["properties"],
+    },
+}
+
+
+@router.post(
+    "/v1/documents",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": UPLOAD_BODY}}}
+    },
+)
 async def upload(
-    file: UploadFile = File(...),
-    groups: str = Form(""),
-    state: ServerState = Depends(server_state),
-    user: User = Depends(admin),
+    request: Request, state: ServerState = Depends(server_state), user: User = Depends(admin)
 ) -> dict[str, Any]:
-    ws = state.ws
+    """Multipart `file`, `groups` and `widen`, read only once `admin` has passed: FastAPI parses declared
+    File/Form parameters before any dependency runs, so a stranger's 20 MB would be spooled first."""
+    form = await _read_form(request)
+    try:
+        file, fields = _upload_fields(form)
+        return await _store_upload(state.ws, file, fields.groups, fields.widen)
+    finally:
+        await form.close()
+
+
+async def _store_upload(ws: Workspace, file: UploadFile, groups: str, widen: bool) -> dict[str, Any]:
     name = _checked_name(file.filename)
     group_list = [g.strip() for g in scrub(groups).split(",") if g.strip()]
     staging = ws.uploads.new_staging_dir()
     try:
         staged = await _stage(ws, file, name, staging)
-        document, report = await run_in_threadpool(ws.upload, staged, group_list)
+        document, report = await run_in_threadpool(ws.upload, staged, group_list, widen=widen)
     finally:
         ws.uploads.discard(staging)
     return {"document": None if document is None else _summary(document), "report": report.to_dict()}
