@@ -104,12 +104,24 @@ def train(ws: Path, kb: Path, stage: str, args: argparse.Namespace) -> float:
                 cli(ws, "synth")
             cli(ws, "tune", "raft", "--epochs", str(args.raft_epochs), "--name", stage)
         elif stage == "toned":
-            cli(ws, "tune", "tone", "--data", str(kb / "style.jsonl"), "--name", stage)
+            cli(ws, "tune", "tone", "--data", str(kb / "style.jsonl"), "--public", "--name", stage)
         else:
             steps = args.tone_steps if stage == "tone" else args.tonep_steps
             extra = ["--with-passages"] if stage == "tonep" else []
             data = str(kb / "style.jsonl")
-            cli(ws, "tune", "generator", "--data", data, *extra, "--max-steps", str(steps), "--name", stage)
+            cli(
+                ws,
+                "tune",
+                "generator",
+                "--data",
+                data,
+                "--public",
+                *extra,
+                "--max-steps",
+                str(steps),
+                "--name",
+                stage,
+            )
         cli(ws, "export", stage)
     return float(adapter_manifest(ws, stage)["seconds"])
 

@@ -47,7 +47,7 @@ step ragtune eval retrieval "$HR/beir"
 printf '\n\033[1m# RAG, fine-tuning or both? Tune, then measure every strategy on the same questions\033[0m\n'
 sed -i 's/27 days of paid annual leave/25 days of paid annual leave/' "$KB/policies/annual-leave.md"
 step ragtune ingest "$KB"
-step ragtune tune generator --data "$HR/style.jsonl" --max-steps 20 --name tone
+step ragtune tune generator --data "$HR/style.jsonl" --public --max-steps 20 --name tone
 step ragtune export tone
 awk 'NR % 10 == 1' "$HR/questions.jsonl" > "$DEMO/questions-demo.jsonl"   # 14 of the 136 questions
 step ragtune compare --questions "$DEMO/questions-demo.jsonl" --strategies base,rag,finetuned,hybrid \

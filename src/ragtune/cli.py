@@ -565,7 +565,7 @@ DataGroupsOption = Annotated[
     ),
 ]
 DataPublicOption = Annotated[
-    bool, typer.Option("--public", help="The --data file(s) hold public text: every caller may use the model.")
+    bool, typer.Option("--public", help="The --data file(s) hold public text: every caller may use it.")
 ]
 
 

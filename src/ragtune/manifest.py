@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,6 +20,16 @@ from ragtune.errors import WorkspaceError
 from ragtune.version import __version__
 
 MANIFEST = "manifest.json"
+READERS = "readers"
+
+
+def readers_of(groups: Iterable[Iterable[str]]) -> list[str]:
+    """A trained model's readers: the union of the access groups of everything it learnt from.
+
+    Weights cannot apply retrieval's per-chunk access, so a caller must hold every one of them to use
+    the model; [] means it learnt from public text only.
+    """
+    return sorted({group for chunk_groups in groups for group in chunk_groups})
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -85,6 +95,15 @@ class Manifest:
     @property
     def kind(self) -> str:
         return str(self.data.get("kind", ""))
+
+    @property
+    def readers(self) -> list[str] | None:
+        """The groups a caller must hold all of to use this model (see readers_of); None when the run
+        predates the record, which a reader must treat as learnt from every group (fail closed)."""
+        recorded = self.data.get(READERS)
+        if not isinstance(recorded, list):
+            return None
+        return sorted({str(group) for group in recorded})
 
     def write(self) -> None:
         """Stamped with the time and ragtune version on first write; atomic."""

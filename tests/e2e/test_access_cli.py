@@ -59,4 +59,4 @@ def test_a_later_ingest_without_groups_keeps_the_rule_and_widening_is_explicit(t
 
     widened = run_cli("ingest", str(kb), "--public", "--widen", cwd=ws)
     assert "widened salaries.csv" in widened.stdout and "everyone" in widened.stdout
-    assert _search(ws, "L3 midpoint salary") == ["salaries.csv"]
+    assert set(_search(ws, "L3 midpoint salary")) == {"salaries.csv"}

@@ -37,7 +37,8 @@ def test_two_ranks_train_disjoint_shards_into_the_adapter_that_serves(tmp_path: 
         "-m",
         "ragtune.cli",
     ]
-    tune = ["tune", "generator", "--data", str(HR / "style.jsonl"), "--epochs", "1", "--name", "dp", "--json"]
+    data = ["--data", str(HR / "style.jsonl"), "--public"]
+    tune = ["tune", "generator", *data, "--epochs", "1", "--name", "dp", "--json"]
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     result = subprocess.run(
         [*launch, *tune], cwd=ws, env=env, capture_output=True, text=True, timeout=600, check=False

@@ -36,6 +36,7 @@ def test_tune_generator_writes_an_adapter_with_its_manifest(tuned_workspace: Pat
             "generator",
             "--data",
             str(HR / "style.jsonl"),
+            "--public",
             "--max-steps",
             "3",
             "--name",
@@ -54,6 +55,7 @@ def test_tune_generator_writes_an_adapter_with_its_manifest(tuned_workspace: Pat
     assert len(manifest["base_model_sha256"]) == 64 and len(manifest["data_sha256"]) == 64
     assert manifest["examples"]["train"] + manifest["examples"]["val"] == 24
     assert manifest["hyperparameters"]["lora_r"] == 16 and manifest["steps"] == 3
+    assert manifest["readers"] == [], "--public: every caller may use it"
 
 
 def test_finetuned_and_hybrid_strategies_use_the_adapter(tuned_workspace: Path) -> None:
@@ -75,7 +77,9 @@ def test_bad_training_data_is_reported_by_line_and_nothing_is_trained(tmp_path: 
     init_workspace(ws)
     data = tmp_path / "bad.jsonl"
     data.write_text('{"prompt": "ok", "completion": "fine"}\n{"prompt": "", "completion": "x"}\nnot json\n')
-    result = run_cli("tune", "generator", "--data", str(data), "--name", "bad", cwd=ws, check=False)
+    result = run_cli(
+        "tune", "generator", "--data", str(data), "--public", "--name", "bad", cwd=ws, check=False
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"{data}:2:" in result.stderr and f"{data}:3: not valid JSON" in result.stderr
     assert not (ws / ".ragtune" / "adapters" / "bad" / "manifest.json").exists()
@@ -86,7 +90,17 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
     init_workspace(ws)
     with (ws / "ragtune.toml").open("a") as config:
         config.write(TUNE_CONFIG + "keep_checkpoints = 0\n")  # all kept: what bench/tuning.py's curve reads
-    args = ["tune", "generator", "--data", str(HR / "style.jsonl"), "--max-steps", "6", "--name", "long"]
+    args = [
+        "tune",
+        "generator",
+        "--data",
+        str(HR / "style.jsonl"),
+        "--public",
+        "--max-steps",
+        "6",
+        "--name",
+        "long",
+    ]
     process = subprocess.Popen(
         [sys.executable, "-m", "ragtune.cli", *args],
         cwd=ws,
@@ -120,6 +134,7 @@ def _ensure_tone_adapter(ws: Path) -> None:
             "generator",
             "--data",
             str(HR / "style.jsonl"),
+            "--public",
             "--max-steps",
             "3",
             "--name",

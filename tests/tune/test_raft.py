@@ -185,6 +185,7 @@ def test_tune_raft_trains_an_adapter_that_hybrid_uses(
             "raft",
             "--data",
             synth["out"],
+            "--public",
             "--max-steps",
             "1",
             "--name",
@@ -214,7 +215,16 @@ def test_tune_raft_trains_an_adapter_that_hybrid_uses(
 @pytest.mark.slow  # a real model
 def test_tone_trained_with_passages_is_set_in_the_rag_prompt(synth_workspace: tuple[Path, dict]) -> None:
     ws, _ = synth_workspace
-    args = ["tune", "generator", "--data", str(HR / "style.jsonl"), "--with-passages", "--max-steps", "1"]
+    args = [
+        "tune",
+        "generator",
+        "--data",
+        str(HR / "style.jsonl"),
+        "--public",
+        "--with-passages",
+        "--max-steps",
+        "1",
+    ]
     report = json.loads(run_cli(*args, "--name", "tonep", "--json", cwd=ws).stdout)
     assert report["steps"] == 1
     run = ws / ".ragtune" / "adapters" / "tonep"

@@ -40,7 +40,17 @@ def test_tune_retriever_measures_and_switches_the_index(synth_workspace: tuple[P
     )["hits"]
     report = json.loads(
         run_cli(
-            "tune", "retriever", "--data", synth["out"], "--epochs", "3", "--name", "mini", "--json", cwd=ws
+            "tune",
+            "retriever",
+            "--data",
+            synth["out"],
+            "--public",
+            "--epochs",
+            "3",
+            "--name",
+            "mini",
+            "--json",
+            cwd=ws,
         ).stdout
     )
     assert set(report["before"]) == set(report["after"]) == {"ndcg@10", "recall@10", "mrr@10"}

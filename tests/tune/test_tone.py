@@ -86,7 +86,7 @@ def test_tune_tone_trains_an_adapter_that_hybrid_serves(tmp_path: Path) -> None:
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    args = ["tune", "tone", "--data", str(HR / "style.jsonl"), "--questions", str(questions)]
+    args = ["tune", "tone", "--data", str(HR / "style.jsonl"), "--public", "--questions", str(questions)]
     report = json.loads(run_cli(*args, "--name", "tone", "--json", cwd=ws, timeout=1200).stdout)
     assert report["asked"] == len(rows) and report["kept"] >= 1, report
     assert report["kept"] + sum(report["rejected"].values()) == len(rows)

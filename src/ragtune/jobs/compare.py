@@ -10,8 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ragtune.access import Access
 from ragtune.config import NeedsConfig
-from ragtune.errors import ConfigError, EvalError, RagtuneError
+from ragtune.errors import AccessDeniedError, ConfigError, EvalError, RagtuneError
 from ragtune.evaluate.advise import recommend
 from ragtune.evaluate.compare import (
     Costs,
@@ -21,6 +22,7 @@ from ragtune.evaluate.compare import (
     parse_strategies,
     run_compare,
 )
+from ragtune.evaluate.questions import read_questions
 from ragtune.generate import params_from
 from ragtune.jobs.freshness import probe_freshness
 from ragtune.manifest import Manifest
@@ -60,6 +62,7 @@ def compare(
         active.append(name)
     if not active:
         raise EvalError("no strategy can run: " + "; ".join(notes))
+    _check_callers(ws, questions, active)
     if ws.store.stats()["chunks"] == 0 and any(STRATEGIES[s].retrieves for s in active):
         raise EvalError("the index is empty: ingest documents before comparing strategies that retrieve")
     probe = None
@@ -92,6 +95,24 @@ def compare(
     )
     ws.layout.mark_latest_report(folder)
     return result
+
+
+def _check_callers(ws: Workspace, questions: Path, strategies: list[str]) -> None:
+    """Every question's caller (its "groups", else the public caller) must be allowed every model
+    compared, checked before the first answer rather than half way through the run."""
+    rows = read_questions(questions)
+    callers = sorted({tuple(sorted(str(g) for g in row.get("groups") or [])) for row in rows})
+    for strategy in strategies:
+        for groups in callers:
+            try:
+                ws.check_model_access(strategy, Access.of(groups))
+            except AccessDeniedError as exc:
+                who = f"groups {', '.join(groups)}" if groups else "no groups (public)"
+                raise AccessDeniedError(
+                    f"compare: questions asked as a caller with {who}: {exc}. Give those questions the "
+                    f'"groups" of a caller who may use it, or leave {strategy} out of --strategies',
+                    exc.missing,
+                ) from exc
 
 
 def _costs(ws: Workspace) -> Costs:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ragtune.config import GeneratorTuneConfig, update_config
-from ragtune.errors import ConfigError, DataError
+from ragtune.errors import ConfigError, DataError, TuneError
 from ragtune.evaluate.metrics import style_marker
 from ragtune.evaluate.questions import read_questions
 from ragtune.generate import params_from
 from ragtune.generate.prompts import RAG_PROMPT_LAYOUT
-from ragtune.manifest import Manifest, write_text_atomic
+from ragtune.manifest import READERS, Manifest, readers_of, write_text_atomic
 from ragtune.tune.data import load_examples
 from ragtune.tune.distil import Distilled
 from ragtune.tune.export import ExportReport, export_adapter
@@ -41,14 +42,40 @@ def synth(
     )
 
 
-def _questions(ws: Workspace, data: Path | None, show_progress: bool) -> Path:
-    """The question file given, else the workspace's synthesised one (written now if missing)."""
+def data_readers(data: Path, readers: Sequence[str] | None) -> list[str]:
+    """Who may read a user-given training file: the caller must say (readers=[] for public text).
+
+    A tuned model answers whoever may use it, so what it learnt from a file is readable by them.
+    """
+    if readers is None:
+        raise TuneError(
+            f"{data}: say who may read it: readers=[GROUPS] (the CLI's --groups G1,G2), or readers=[] "
+            "(--public) for public text; the model will answer only callers holding every one of them"
+        )
+    return readers_of([readers])
+
+
+def synth_readers(ws: Workspace, questions: Path) -> list[str]:
+    """The groups of the chunks a synthesised question file names; a row naming no chunk in the index
+    (edited, or re-ingested since) counts as every group in the index: fail closed."""
+    ids = [str(row.get("chunk_id") or "") for row in read_questions(questions)]
+    found = {chunk.chunk_id: chunk for chunk in ws.store.chunks([i for i in ids if i])}
+    if not all(i in found for i in ids):
+        return sorted(ws.everyone().groups)
+    return readers_of(chunk.groups for chunk in found.values())
+
+
+def _questions(
+    ws: Workspace, data: Path | None, readers: Sequence[str] | None, show_progress: bool
+) -> tuple[Path, list[str]]:
+    """The question file given (with who may read it), else the workspace's synthesised one (written
+    now if missing, its readers from the chunks it came from)."""
     if data is not None:
-        return data
+        return data, data_readers(data, readers)
     data = ws.layout.synth_questions
     if not data.is_file():
-        synth(ws, out=data, show_progress=show_progress)
-    return data
+        return data, synth(ws, out=data, show_progress=show_progress).readers
+    return data, synth_readers(ws, data)
 
 
 def generator_tune_config(ws: Workspace) -> GeneratorTuneConfig:
@@ -64,24 +91,25 @@ def generator_tune_config(ws: Workspace) -> GeneratorTuneConfig:
     return config.model_copy(update={"base_model": ws.config.generator.model})
 
 
-def _with_passages(ws: Workspace, data: Path, out: Path, resume: bool) -> Path:
-    """data re-set in the rag prompt (see in_rag_prompt), written to out."""
+def _with_passages(ws: Workspace, data: Path, out: Path, resume: bool) -> tuple[Path, list[str]]:
+    """data re-set in the rag prompt (see in_rag_prompt), written to out; and the passages' groups."""
+    examples, readers = in_rag_prompt(
+        ws.retriever,
+        load_examples(data),
+        passages=ws.config.answer.passages,
+        allowed=ws.training_access(),
+        persona=ws.config.answer.persona,
+    )
     if not resume:  # every rank of a data-parallel run writes the same file: through a rename
-        examples = in_rag_prompt(
-            ws.retriever,
-            load_examples(data),
-            passages=ws.config.answer.passages,
-            allowed=ws.training_access(),
-            persona=ws.config.answer.persona,
-        )
         write_text_atomic(out, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
-    return out
+    return out, readers
 
 
 def tune_generator(
     ws: Workspace,
     data: Path,
     *,
+    readers: Sequence[str] | None = None,
     val: Path | None = None,
     epochs: float | None = None,
     max_steps: int | None = None,
@@ -92,9 +120,12 @@ def tune_generator(
 ) -> TuneReport:
     """LoRA-tune the generator on chat/alpaca/prompt-completion JSONL (see ragtune.tune.generator).
 
-    with_passages: each example is set in the rag prompt with the passages retrieved for its question,
-    so a tone adapter keeps reading them when hybrid serves it.
+    readers: the groups a caller must hold to read `data` and `val` ([] = public; required): the
+    adapter answers only callers holding them. with_passages: each example is set in the rag prompt
+    with the passages retrieved for its question, so a tone adapter keeps reading them when hybrid
+    serves it; their groups join the readers.
     """
+    learnt = data_readers(data, readers)
     if name is None:
         newest = ws.adapter_dir() if resume else None
         name = newest.name if newest is not None else time.strftime("generator-%Y%m%d-%H%M%S")
@@ -103,8 +134,10 @@ def tune_generator(
     config = generator_tune_config(ws)
     extra: dict[str, object] = {}
     if with_passages:
-        data = _with_passages(ws, data, run_dir / "with-passages.jsonl", resume)
-        val = _with_passages(ws, val, run_dir / "val-with-passages.jsonl", resume) if val else None
+        data, passage_readers = _with_passages(ws, data, run_dir / "with-passages.jsonl", resume)
+        if val is not None:  # only measured on: its passages do not reach the weights
+            val, _ = _with_passages(ws, val, run_dir / "val-with-passages.jsonl", resume)
+        learnt = readers_of([learnt, passage_readers])
         config = config.model_copy(update={"max_length": max(config.max_length, 1024)})  # passages are long
         extra = {"citations": "inline", "prompt_layout": RAG_PROMPT_LAYOUT, "with_passages": True}
     report = train_generator(
@@ -117,7 +150,7 @@ def tune_generator(
         resume=resume,
         console=ws.console,
         show_progress=show_progress,
-        manifest_extra=extra,
+        manifest_extra={**extra, READERS: learnt},
     )
     ws.forget_tuned()
     return report
@@ -131,10 +164,15 @@ def tune_raft(
     max_steps: int | None = None,
     name: str | None = None,
     resume: bool = False,
+    readers: Sequence[str] | None = None,
     show_progress: bool = True,
 ) -> tuple[TuneReport, RaftBuild]:
-    """Build RAFT examples from a question file (default: synthesise one) and LoRA-tune on them."""
-    data = _questions(ws, data, show_progress)
+    """Build RAFT examples from a question file (default: synthesise one) and LoRA-tune on them.
+
+    readers: who may read a given `data` file ([] = public; required with it). The adapter's readers
+    add the groups of every passage in its examples.
+    """
+    data, question_readers = _questions(ws, data, readers, show_progress)
     name = name or time.strftime("raft-%Y%m%d-%H%M%S")
     run_dir = ws.layout.adapters / name
     built = build_raft(
@@ -179,6 +217,7 @@ def tune_raft(
             "citations": "inline",
             "questions": str(data),
             "prompt_layout": RAG_PROMPT_LAYOUT,
+            READERS: readers_of([question_readers, built.readers]),
         },
     )
     ws.forget_tuned()
@@ -189,6 +228,7 @@ def tune_tone(
     ws: Workspace,
     style: Path,
     *,
+    readers: Sequence[str] | None = None,
     questions: Path | None = None,
     name: str | None = None,
     show_progress: bool = True,
@@ -201,13 +241,23 @@ def tune_tone(
     3. NAME: LoRA on those answers beside their passages, and on nothing else: the bare style
        examples answer from memory, and mixed in they cost hybrid facts (examples/support: 64% of
        questions right without them, 52% with). `finetuned` (no passages) is served by NAME-voice.
+
+    readers: who may read `style` and a given `questions` file ([] = public; required).
     """
     config = ws.config.tune.tone
+    style_readers = data_readers(style, readers)
     examples = load_examples(style)
-    questions = _questions(ws, questions, show_progress)
+    questions, question_readers = _questions(ws, questions, style_readers, show_progress)
     name = name or time.strftime("tone-%Y%m%d-%H%M%S")
     voice_name = f"{name}-voice"
-    tune_generator(ws, style, max_steps=config.voice_steps, name=voice_name, show_progress=show_progress)
+    tune_generator(
+        ws,
+        style,
+        readers=style_readers,
+        max_steps=config.voice_steps,
+        name=voice_name,
+        show_progress=show_progress,
+    )
     export(ws, voice_name)
     voice, _ = ws.adapter_generator(ws.layout.adapters / voice_name)
     marker = ws.config.compare.style_marker or style_marker([e.completion for e in examples])
@@ -256,6 +306,7 @@ def tune_tone(
                 "marker": marker,
                 "rejected": dict(built.rejected),
             },
+            READERS: readers_of([style_readers, question_readers, built.readers]),
         },
     )
     ws.forget_tuned()
@@ -269,10 +320,16 @@ def tune_retriever(
     name: str | None = None,
     switch: bool = True,
     epochs: float | None = None,
+    readers: Sequence[str] | None = None,
     show_progress: bool = True,
 ) -> RetrieverTuneReport:
-    """Fine-tune the embedder on (query, passage) pairs; synthesises them when none are given."""
-    data = _questions(ws, data, show_progress)
+    """Fine-tune the embedder on (query, passage) pairs; synthesises them when none are given.
+
+    readers: who may read a given `data` file ([] = public; required with it). The embedder's readers
+    add the groups of the chunks its pairs used; while it serves the index, only callers holding them
+    all may retrieve.
+    """
+    data, pair_readers = _questions(ws, data, readers, show_progress)
     name = name or time.strftime("retriever-%Y%m%d-%H%M%S")
     report, tuned = train_retriever(
         ws.retriever,
@@ -282,6 +339,7 @@ def tune_retriever(
         data,
         ws.layout.embedder(name),
         allowed=ws.training_access(),
+        data_readers=pair_readers,
         epochs=epochs,
         show_progress=show_progress,
         console=ws.console,

@@ -21,6 +21,7 @@ from ragtune.citations import verify_citations
 from ragtune.evaluate.metrics import contains_answer
 from ragtune.generate import GenerationParams, Generator, Message, run_generation
 from ragtune.index.embedder import Embedder
+from ragtune.manifest import readers_of
 from ragtune.progress import progress_bar
 from ragtune.strategies import is_refusal
 from ragtune.types import Chunk
@@ -43,6 +44,12 @@ class Distilled:
     rejected: Counter[str] = field(default_factory=Counter)
     # the answers not kept: (candidate, answer, why), for a caller that puts something else in their place
     discarded: list[tuple[Candidate, str, str]] = field(default_factory=list)
+    kept: list[Candidate] = field(default_factory=list)  # the candidate behind each example, in order
+
+    @property
+    def readers(self) -> list[str]:
+        """The groups of the passages the kept examples were answered from (see manifest.readers_of)."""
+        return readers_of(chunk.groups for candidate in self.kept for chunk in candidate.passages)
 
 
 def verdict(
@@ -102,5 +109,6 @@ def distil(
                 built.examples.append(
                     {"messages": [*candidate.prompt, {"role": "assistant", "content": text}]}
                 )
+                built.kept.append(candidate)
             progress.update(task, info=f"{len(built.examples)} kept")
     return built

@@ -24,6 +24,7 @@ from ragtune.generate.prompts import REFUSAL, format_passage, rag_messages
 from ragtune.index.embedder import Embedder
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
+from ragtune.manifest import readers_of
 from ragtune.tune.data import Example
 from ragtune.tune.distil import Candidate, distil, grounded
 from ragtune.tune.synth import split_sentences
@@ -38,6 +39,7 @@ class RaftBuild:
     skipped: dict[str, int]
     # per example, what checks a model's own answer in its place (no answers: it should refuse)
     candidates: list[Candidate] = field(default_factory=list)
+    readers: list[str] = field(default_factory=list)  # the groups of every passage in the examples
 
 
 def evidence_sentence(chunk: Chunk, answers: list[str]) -> str | None:
@@ -125,7 +127,8 @@ def build_raft(
         prompt = rag_messages(question, texts, style="inline", persona=persona)
         examples.append({"messages": [*prompt, {"role": "assistant", "content": target}]})
         candidates.append(Candidate(prompt, passages, answers if target != REFUSAL else []))
-    return RaftBuild(examples, with_oracle, without_oracle, dict(skipped), candidates)
+    readers = readers_of(chunk.groups for candidate in candidates for chunk in candidate.passages)
+    return RaftBuild(examples, with_oracle, without_oracle, dict(skipped), candidates, readers)
 
 
 def with_own_answers(
@@ -170,7 +173,7 @@ def with_own_answers(
         show_progress=show_progress,
     )
     taught = [
-        {"messages": [*candidate.prompt, {"role": "assistant", "content": REFUSAL}]}
+        (candidate, {"messages": [*candidate.prompt, {"role": "assistant", "content": REFUSAL}]})
         for candidate, text, _ in refused.discarded
         if refusals == "unsupported" and not grounded(text, candidate.passages, embedder)
     ]
@@ -179,33 +182,39 @@ def with_own_answers(
         round(len(own.examples) * share / (1 - share)) if share < 1 else len(refused.examples) + len(taught)
     )
     rng = random.Random(seed)
-    refusals_kept = rng.sample(refused.examples, min(keep, len(refused.examples)))
+    own_refusals = list(zip(refused.kept, refused.examples, strict=True))
+    refusals_kept = rng.sample(own_refusals, min(keep, len(own_refusals)))
     refusals_kept += rng.sample(taught, min(keep - len(refusals_kept), len(taught)))
     skipped = Counter(built.skipped)
     for reason, n in (own.rejected + refused.rejected).items():
         skipped[f"own answer {reason}"] += n
     skipped["refusals thinned"] += len(refused.examples) + len(taught) - len(refusals_kept)
-    examples = own.examples + refusals_kept
+    examples = own.examples + [example for _, example in refusals_kept]
     random.Random(seed).shuffle(examples)
-    return RaftBuild(examples, len(own.examples), len(refusals_kept), dict(+skipped))
+    used = own.kept + [candidate for candidate, _ in refusals_kept]
+    readers = readers_of(chunk.groups for candidate in used for chunk in candidate.passages)
+    return RaftBuild(examples, len(own.examples), len(refusals_kept), dict(+skipped), readers=readers)
 
 
 def in_rag_prompt(
     retriever: Retriever, examples: list[Example], *, passages: int, allowed: Access, persona: str
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Chat examples re-set in the prompt rag and hybrid send: the passages retrieval returns for the
-    question, then the question; the target answer is kept as written.
+    question, then the question; the target answer is kept as written. Also returns the passages'
+    groups (see manifest.readers_of).
 
     Tone learnt on bare questions teaches answering from memory, and hybrid with such an adapter lost
     facts rag had (demo: 85% of rag's accuracy). Learnt beside the passages, the style comes with
     reading them. The example's own system message gives way to the rag system prompt.
     """
     wrapped: list[dict[str, Any]] = []
+    used: list[Chunk] = []
     for example in examples:
         turns = [m for m in example.prompt if m["role"] != "system"]
         question, history = turns[-1]["content"], cast(list[Message], turns[:-1])
         hits = retriever.retrieve(question, k=passages, access=allowed)
+        used += [hit.chunk for hit in hits]
         texts = [format_passage(n, hit, "inline") for n, hit in enumerate(hits, start=1)]
         prompt = rag_messages(question, texts, history, style="inline", persona=persona)
         wrapped.append({"messages": [*prompt, {"role": "assistant", "content": example.completion}]})
-    return wrapped
+    return wrapped, readers_of(chunk.groups for chunk in used)

@@ -14,6 +14,7 @@ import random
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from ragtune.index.embedder import EmbeddingCache, SentenceTransformerEmbedder, 
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
 from ragtune.jsonl import read_objects
-from ragtune.manifest import Manifest
+from ragtune.manifest import READERS, Manifest, readers_of
 from ragtune.progress import progress_callback
 from ragtune.tune.data import file_hash
 from ragtune.types import Chunk
@@ -43,6 +44,7 @@ class Pair:
     doc: str
     split: str = "train"
     negative: str | None = None
+    groups: frozenset[str] = frozenset()  # of the index chunks behind the positive and the negative
 
 
 @dataclass
@@ -63,10 +65,18 @@ class RetrieverTuneReport:
         return asdict(self)
 
 
-def load_pairs(path: Path, chunks_by_id: dict[str, Chunk], val_fraction: float, seed: int) -> list[Pair]:
+def load_pairs(
+    path: Path,
+    chunks_by_id: dict[str, Chunk],
+    val_fraction: float,
+    seed: int,
+    *,
+    allowed: Access | None = None,
+) -> list[Pair]:
     """{"query", "positive"[, "negative"]} lines, or question-format lines with a chunk_id (synth output).
 
-    Question lines keep their own split; plain pairs get a seeded validation share.
+    Question lines keep their own split; plain pairs get a seeded validation share. A line naming a
+    chunk `allowed` may not read is refused: its text would reach the weights of a model all may use.
     """
     pairs: list[Pair] = []
     for where, _, row in read_objects(path):
@@ -78,7 +88,15 @@ def load_pairs(path: Path, chunks_by_id: dict[str, Chunk], val_fraction: float, 
             chunk = chunks_by_id.get(str(row["chunk_id"]))
             if chunk is None:
                 raise DataError(f"{where}: chunk {row['chunk_id']!r} is not in the index (re-run synth)")
-            pairs.append(Pair(row["question"], chunk.index_text, chunk.doc_id, str(row.get("split", ""))))
+            if allowed is not None and not allowed.may_read(chunk.groups):
+                raise DataError(
+                    f"{where}: chunk {row['chunk_id']!r} has access groups ({', '.join(chunk.groups)}) that "
+                    "training may not read (synth.include_restricted is false); re-run synth"
+                )
+            split = str(row.get("split", ""))
+            pairs.append(
+                Pair(row["question"], chunk.index_text, chunk.doc_id, split, None, frozenset(chunk.groups))
+            )
         else:
             raise DataError(f'{where}: expected {{"query", "positive"}} or a question line with a chunk_id')
     if not pairs:
@@ -118,12 +136,13 @@ def dense_metrics(
 
 
 def mine_hard_negatives(
-    retriever: Retriever, pairs: list[Pair], allowed: Access, pool: list[tuple[str, str]], seed: int
+    retriever: Retriever, pairs: list[Pair], allowed: Access, pool: list[Chunk], seed: int
 ) -> int:
     """The best-ranked passage of another document, from the current index, for each training pair.
 
-    A pair whose top hits all come from its own document gets a random other passage instead, so
-    every row has a negative (the loss needs the same columns in every row).
+    A pair whose top hits all come from its own document gets a random passage of the pool (chunks
+    `allowed` may read) instead, so every row has a negative (the loss needs the same columns in
+    every row). The negative's groups join the pair's.
     """
     mined = 0
     rng = random.Random(seed)
@@ -133,11 +152,14 @@ def mine_hard_negatives(
         for hit in retriever.retrieve(pair.query, k=20, access=allowed):
             if hit.chunk.doc_id != pair.doc and hit.chunk.index_text != pair.positive:
                 pair.negative = hit.chunk.index_text
+                pair.groups |= frozenset(hit.chunk.groups)
                 mined += 1
                 break
-        others = [text for doc, text in pool if doc != pair.doc]
+        others = [chunk for chunk in pool if chunk.doc_id != pair.doc]
         if pair.negative is None and others:
-            pair.negative = rng.choice(others)
+            chosen = rng.choice(others)
+            pair.negative = chosen.index_text
+            pair.groups |= frozenset(chosen.groups)
     return mined
 
 
@@ -150,20 +172,28 @@ def train_retriever(
     target: Path,
     *,
     allowed: Access,
+    data_readers: Sequence[str],
     epochs: float | None = None,
     show_progress: bool = True,
     console: Console | None = None,
 ) -> tuple[RetrieverTuneReport, SentenceTransformerEmbedder]:
     """Train `embedder` into `target` on the pairs in `data`; report before/after on held-out pairs.
 
-    `retriever` (over the current index) mines hard negatives from what `allowed` may read. Switching
-    the index to the tuned embedder is the caller's step (Workspace.switch_embedder).
+    Positives and negatives come only from chunks `allowed` may read; `retriever` (over the current
+    index) mines the negatives. The manifest's readers are `data_readers` (who may read `data`) and the
+    groups of those chunks. Switching the index to the tuned embedder is the caller's step
+    (Workspace.switch_embedder).
     """
     console = console or Console(stderr=True)
-    chunks = retriever.store.all_chunks(None)
+    everything = retriever.store.all_chunks(None)
+    chunks = [c for c in everything if allowed.may_read(c.groups)]
     if not chunks:
-        raise DataError("the index is empty: ingest documents before `ragtune tune retriever`")
-    pairs = load_pairs(data, {c.chunk_id: c for c in chunks}, cfg.val_fraction, cfg.seed)
+        raise DataError(
+            "no chunk that training may read: ingest documents (or set synth.include_restricted = true "
+            "for restricted ones) before `ragtune tune retriever`"
+        )
+    by_id = {c.chunk_id: c for c in everything}
+    pairs = load_pairs(data, by_id, cfg.val_fraction, cfg.seed, allowed=allowed)
     train = [p for p in pairs if p.split == "train"]
     val = [p for p in pairs if p.split == "val"]
     if len(train) < 2:
@@ -177,8 +207,7 @@ def train_retriever(
     notes: list[str] = []
     before = dense_metrics(embedder, cache, corpus, val)
     if cfg.hard_negatives:
-        pool = [(c.doc_id, c.index_text) for c in chunks if allowed.may_read(c.groups)]
-        mined = mine_hard_negatives(retriever, train, allowed, pool, cfg.seed)
+        mined = mine_hard_negatives(retriever, train, allowed, chunks, cfg.seed)
         if mined < len(train):
             notes.append(
                 f"{len(train) - mined} of {len(train)} negatives were random passages, not mined ones"
@@ -197,6 +226,7 @@ def train_retriever(
         "base_model": embedder.name,
         "data": str(data),
         "data_sha256": file_hash(data),
+        READERS: readers_of([data_readers, *(p.groups for p in train)]),
         "pairs": {"train": len(train), "val": len(val)},
         "hyperparameters": {**cfg.model_dump(), "epochs": fit.epochs},
         "metrics": {"before": before, "after": after},

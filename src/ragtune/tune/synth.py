@@ -29,6 +29,7 @@ from ragtune.generate import GenerationParams, Generator, Message, run_generatio
 from ragtune.generate.prompts import base_messages
 from ragtune.index.retriever import Retriever
 from ragtune.index.store import Access
+from ragtune.manifest import readers_of
 from ragtune.progress import progress_bar
 from ragtune.types import Chunk
 
@@ -127,6 +128,7 @@ class SynthReport:
     val_chat: str
     skipped_restricted_chunks: int = 0
     notes: list[str] = field(default_factory=list)
+    readers: list[str] = field(default_factory=list)  # the groups of the chunks the pairs came from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -309,6 +311,7 @@ def synthesize(
         val_chat=str(paths[2]),
         skipped_restricted_chunks=len(everything) - len(chunks),
         notes=notes,
+        readers=readers_of(p.chunk.groups for p in kept),
     )
 
 

@@ -20,11 +20,19 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 
 from ragtune.access import User
-from ragtune.errors import RagtuneError
+from ragtune.errors import AccessDeniedError, RagtuneError
 from ragtune.generate import GenerationParams, params_from
 from ragtune.generate.base import Message
 from ragtune.serve.schemas import MODEL_PREFIX, ChatRequest
-from ragtune.serve.state import Busy, ModelGate, ServerState, caller, server_state
+from ragtune.serve.state import (
+    Busy,
+    ModelGate,
+    ServerState,
+    access,
+    caller,
+    run_access_check,
+    server_state,
+)
 from ragtune.strategies import STRATEGIES
 from ragtune.types import Answer
 
@@ -127,6 +135,7 @@ async def chat(
     strategy = parsed[0]
     if STRATEGIES[strategy].tuned and state.ws.adapter_dir(strategy) is None:
         raise HTTPException(404, f"model {body.model!r} has no tuned adapter yet")
+    await run_access_check(lambda: state.ws.check_model_access(strategy, access(user)))
     gate = state.gate_for(strategy)
     try:
         await gate.acquire()
@@ -137,6 +146,8 @@ async def chat(
     first = await generation.events.get()
     if first[0] == "error":
         generation.gone.set()
+        if isinstance(first[1], AccessDeniedError):  # a model trained meanwhile: still a 403
+            raise HTTPException(403, str(first[1]))
         raise first[1]
     if not body.stream:
         return _completion(state, generation, body.model, strategy, first[1])

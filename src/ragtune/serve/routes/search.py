@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from ragtune.access import User
 from ragtune.index.retriever import MODES
 from ragtune.serve.schemas import EmbeddingRequest, SearchRequest
-from ragtune.serve.state import ServerState, access, caller, server_state
+from ragtune.serve.state import ServerState, access, caller, run_access_check, server_state
 
 router = APIRouter()
 
@@ -21,6 +21,7 @@ async def search(
 ) -> dict[str, Any]:
     if body.mode not in MODES:
         raise HTTPException(422, f"mode must be one of {', '.join(MODES)}")
+    await run_access_check(lambda: state.ws.check_index_access(access(user)))  # a tuned embedder's readers
     hits = await run_in_threadpool(
         state.ws.retriever.retrieve, body.query, k=body.k, mode=body.mode, access=access(user)
     )
@@ -34,6 +35,7 @@ async def embeddings(
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or len(texts) > 256:
         raise HTTPException(422, "input: give 1 to 256 texts")
+    await run_access_check(lambda: state.ws.check_index_access(access(user), "embeddings"))
     vectors = await run_in_threadpool(state.ws.embedder.embed, texts)
     count = sum(len(t.split()) for t in texts)
     return {
