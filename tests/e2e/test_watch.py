@@ -111,6 +111,32 @@ def test_watch_syncs_a_saved_edit_a_new_file_and_a_deleted_file(
     assert watcher.stop() == 0
 
 
+@pytest.mark.slow
+def test_a_watch_round_keeps_the_rule_of_a_file_without_front_matter(
+    tmp_path: Path, watcher_factory: list[Watcher]
+) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "salaries.csv").write_text("level,midpoint\nL3,69000\n")
+    run_cli("ingest", str(kb), "--groups", "hr", cwd=ws)
+    watcher = Watcher(ws, str(kb))  # no --groups: the rule recorded above applies
+    watcher_factory.append(watcher)
+    watcher.next_round()
+    (kb / "salaries.csv").write_text("level,midpoint\nL3,71000\n")
+    (kb / "bonus.csv").write_text("level,bonus\nL3,4000\n")
+    changed = watcher.next_change()
+    assert changed["updated"] + changed["added"] >= 1
+    while changed["updated"] + changed["added"] < 2:
+        extra = watcher.next_change()
+        changed = {k: changed[k] + extra[k] for k in ("updated", "added")}
+    anonymous = json.loads(run_cli("search", "L3 midpoint bonus", "--json", cwd=ws).stdout)["hits"]
+    assert anonymous == [], "a watched restricted file stays restricted after its change"
+    hr = json.loads(run_cli("search", "L3 midpoint", "--groups", "hr", "--json", cwd=ws).stdout)["hits"]
+    assert any("71000" in hit["text"] for hit in hr)
+    assert watcher.stop() == 0
+
+
 def test_watch_resyncs_sql_rows_on_an_interval(tmp_path: Path, watcher_factory: list[Watcher]) -> None:
     ws = init_workspace(tmp_path / "ws")
     database = tmp_path / "offices.sqlite"
