@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ragtune.access import check_groups
 from ragtune.config import GeneratorTuneConfig, update_config
 from ragtune.errors import ConfigError, DataError, TuneError
 from ragtune.evaluate.metrics import style_marker
@@ -52,7 +53,7 @@ def data_readers(data: Path, readers: Sequence[str] | None) -> list[str]:
             f"{data}: say who may read it: readers=[GROUPS] (the CLI's --groups G1,G2), or readers=[] "
             "(--public) for public text; the model will answer only callers holding every one of them"
         )
-    return readers_of([readers])
+    return check_groups(readers)
 
 
 def synth_readers(ws: Workspace, questions: Path) -> list[str]:
