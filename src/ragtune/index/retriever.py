@@ -25,6 +25,20 @@ def check_mode(mode: str) -> Mode:
     return mode
 
 
+def relative_to_best(ranking: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """BM25 scores as a share of the best one: what a caller may see of them.
+
+    A raw BM25 score carries the term's idf, computed over every chunk, restricted ones included: a
+    caller comparing raw scores could count restricted chunks that hold a word. Divided by the best
+    score of the caller's own list, a one-word query's idf cancels out. Order, and so fusion
+    (convex normalises each list, RRF uses ranks), are unchanged.
+    """
+    if not ranking or ranking[0][1] <= 0:
+        return ranking
+    best = ranking[0][1]
+    return [(item, score / best) for item, score in ranking]
+
+
 class Retriever:
     def __init__(
         self,
@@ -54,6 +68,8 @@ class Retriever:
         if not query.strip():
             raise RagtuneError("empty query: give some words to search for")
         rankings = self.candidate_lists(query, mode, max(k, self.config.candidates), access, query_vector)
+        if "bm25" in rankings:
+            rankings["bm25"] = relative_to_best(rankings["bm25"])
         scored = self.fuse(rankings)
         keep = scored[: max(k, self.reranker.top_n) if self.reranker is not None else k]
         # Checked again on the rows fetched: a document re-ingested with other groups since the
