@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "version",
             "errors",
+            "groups",
             "text",
             "jsonl",
             "sqlite",
@@ -29,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "access",
         ),
     ),
-    ("documents", ("ingest.parsers", "ingest.sources", "ingest.chunking")),
+    ("documents", ("ingest.parsers", "ingest.rules", "ingest.sources", "ingest.chunking")),
     (
         "index",
         (

@@ -174,20 +174,24 @@ def ingest(
         _watch(ws, sync, paths=None if sql else paths, every=every, as_json=as_json)
         return
     report = sync()
-    if as_json:
-        _print_json(report.to_dict())
-    else:
-        stats = ws.stats()
-        out.print(
-            f"added {report.added}, updated {report.updated}, deleted {report.deleted}, "
-            f"unchanged {report.unchanged}, failed {len(report.failed)} · "
-            f"{report.chunks_embedded} chunks embedded · {report.seconds:.1f}s · "
-            f"index: {stats['documents']} documents, {stats['chunks']} chunks"
-        )
-        _print_restricted(ws, report.restricted)
-        _print_access_changes(ws, report)
+    _print_ingest_report(ws, report, as_json)
     if strict and report.failed:
         raise typer.Exit(1)
+
+
+def _print_ingest_report(ws: Workspace, report: IngestReport, as_json: bool) -> None:
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    stats = ws.stats()
+    out.print(
+        f"added {report.added}, updated {report.updated}, deleted {report.deleted}, "
+        f"unchanged {report.unchanged}, failed {len(report.failed)} · "
+        f"{report.chunks_embedded} chunks embedded · {report.seconds:.1f}s · "
+        f"index: {stats['documents']} documents, {stats['chunks']} chunks"
+    )
+    _print_restricted(ws, report.restricted)
+    _print_access_changes(ws, report)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ragtune.errors import ConfigError
+from ragtune.groups import check_groups
 
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument
@@ -292,8 +293,6 @@ class ServeConfig(_Section):
 
 
 def _group_names(names: list[str]) -> list[str]:
-    from ragtune.access import check_groups
-
     try:
         return check_groups(names)
     except ConfigError as exc:

@@ -22,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ragtune.access import Access, UserStore, access_for, check_groups
+from ragtune.access import Access, UserStore, access_for
 from ragtune.config import (
     CONFIG_FILE,
     DEFAULT_TOML,
@@ -43,6 +43,7 @@ from ragtune.errors import (
     WorkspaceError,
 )
 from ragtune.generate import GenerationParams, Generator, Message, load_generator, params_from
+from ragtune.groups import check_groups
 from ragtune.index.embedder import BatchingEmbedder, EmbeddingCache, SentenceTransformerEmbedder
 from ragtune.index.local_store import LocalStore
 from ragtune.index.milvus_store import MilvusStore, drop_index_folder

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from ragtune.access import check_groups
 from ragtune.errors import ConfigError, IngestError
+from ragtune.groups import check_groups
 from ragtune.ingest.parsers import PARSER_VERSION, parse_file, record_label, render_record
 from ragtune.types import Document, Section
 

@@ -7,13 +7,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ragtune.access import check_groups
 from ragtune.config import GeneratorTuneConfig, update_config
 from ragtune.errors import ConfigError, DataError, TuneError
 from ragtune.evaluate.metrics import style_marker
 from ragtune.evaluate.questions import read_questions
 from ragtune.generate import params_from
 from ragtune.generate.prompts import RAG_PROMPT_LAYOUT
+from ragtune.groups import check_groups
 from ragtune.manifest import READERS, Manifest, readers_of, write_text_atomic
 from ragtune.tune.data import load_examples
 from ragtune.tune.distil import Distilled
