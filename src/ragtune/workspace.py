@@ -583,8 +583,11 @@ class Workspace:
         user: str | None = None,
         filters: dict[str, str] | None = None,
     ) -> list[Hit]:
-        """Chunks for a query; only those the caller may read are ever candidates."""
-        return self.retriever.retrieve(query, k=k, mode=mode, access=self.caller(groups, user, filters))
+        """Chunks for a query; only those the caller may read are ever candidates, and only for a caller
+        who may use the tuned embedder serving the index (if any)."""
+        access = self.caller(groups, user, filters)
+        self.check_index_access(access)
+        return self.retriever.retrieve(query, k=k, mode=mode, access=access)
 
     @cached_property
     def generator(self) -> Generator:

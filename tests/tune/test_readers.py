@@ -163,6 +163,9 @@ def test_a_tuned_embedders_readers_bound_every_strategy_that_retrieves(
     with pytest.raises(AccessDeniedError, match=r"rag refused: the tuned embedder .* lacks hr"):
         ws.ask("How many days of annual leave?", strategy="rag")
     assert ws.strategies(Access()) == ["base"] and ws.strategies(Access.of(["hr"])) == ["base", "rag"]
+    with pytest.raises(AccessDeniedError, match="lacks hr"):
+        ws.search("How many days of annual leave?")  # `ragtune search` too, not only the HTTP route
+    assert ws.search("How many days of annual leave?", groups=["hr"])
     with pytest.raises(AccessDeniedError, match="compare: questions asked as a caller with no groups"):
         jobs.compare(ws, HR / "questions.jsonl", ["rag"], report_dir=ws.root / "report", show_progress=False)
 
