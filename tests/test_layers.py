@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "access",
         ),
     ),
-    ("documents", ("ingest.parsers", "ingest.rules", "ingest.sources", "ingest.chunking")),
+    ("documents", ("ingest.parsers", "ingest.isolation", "ingest.rules", "ingest.sources", "ingest.chunking")),
     (
         "index",
         (

@@ -55,6 +55,10 @@ class IngestConfig(_Section):
         description="Glob patterns (matched against the relative path and the file name) never ingested.",
     )
     batch_documents: int = Field(64, ge=1, description="Documents embedded and committed together.")
+    parse_timeout_s: float = Field(
+        60.0, gt=0, description="A file still parsing after this long is skipped: no file can hold the ingest."
+    )
+    parse_memory_mb: int = Field(2048, ge=256, description="Address-space limit of the parser process.")
     watch: list[str] = Field(
         default_factory=list,
         description="Folders `ragtune serve` keeps in sync while it runs (relative to the workspace): a saved "
@@ -408,6 +412,8 @@ rows_per_chunk = 1      # CSV / JSON / SQL rows per chunk
 [ingest]
 max_file_mb = 50
 exclude = ["*.sqlite", "*.sqlite3", "*.db", "*~", "*.tmp"]
+parse_timeout_s = 60    # files are parsed in a child process: one still parsing after this is skipped
+parse_memory_mb = 2048  # and one needing more memory than this
 
 [index]
 backend = "local"       # local (files in .ragtune/) | milvus (a server or cluster; see README)

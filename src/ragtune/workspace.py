@@ -509,6 +509,8 @@ class Workspace:
             max_bytes=int(self.config.ingest.max_file_mb * 1024 * 1024),
             rows_per_chunk=self.config.chunking.rows_per_chunk,
             fingerprint=self._fingerprint((), meta),
+            parse_timeout_s=self.config.ingest.parse_timeout_s,
+            parse_memory_mb=self.config.ingest.parse_memory_mb,
         )
         report = self.sync(source, prune=prune and path.is_dir(), widen=widen, show_progress=show_progress)
         report.notices.extend({"path": name, "message": message} for name, message in source.notices)

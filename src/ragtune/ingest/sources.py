@@ -20,7 +20,8 @@ from urllib.parse import unquote
 
 from ragtune.errors import ConfigError, IngestError
 from ragtune.groups import check_groups
-from ragtune.ingest.parsers import PARSER_VERSION, parse_file, record_label, render_record
+from ragtune.ingest.isolation import parse_isolated
+from ragtune.ingest.parsers import PARSER_VERSION, record_label, render_record
 from ragtune.types import Document, Section
 
 
@@ -126,6 +127,8 @@ class FileSource:
         max_bytes: int = 50 * 1024 * 1024,
         rows_per_chunk: int = 1,
         fingerprint: str = "",
+        parse_timeout_s: float = 60.0,
+        parse_memory_mb: int = 2048,
     ) -> None:
         self.path = check_source_path(path)
         self.root = (root or (self.path if self.path.is_dir() else self.path.parent)).resolve()
@@ -139,6 +142,8 @@ class FileSource:
         self.max_bytes = max_bytes
         self.rows_per_chunk = rows_per_chunk
         self.fingerprint = fingerprint
+        self.parse_timeout_s = parse_timeout_s
+        self.parse_memory_mb = parse_memory_mb
         self.notices: list[tuple[str, str]] = []  # (source, message): kept, but worth saying
 
     def files(self) -> list[Path]:
@@ -187,7 +192,9 @@ class FileSource:
 
     def _loader(self, file: Path, source: str, data: bytes, groups: list[str]) -> Callable[[], Document]:
         def load() -> Document:
-            parsed = parse_file(file, data, self.rows_per_chunk)
+            parsed = parse_isolated(
+                file, data, self.rows_per_chunk, timeout_s=self.parse_timeout_s, memory_mb=self.parse_memory_mb
+            )
             text, sections = parsed.assemble()
             return Document(
                 source=source,
