@@ -76,7 +76,7 @@ class Workspace:
         self.config = config
         self.layout.state.mkdir(exist_ok=True)
         self.console = Console(stderr=True)
-        self._tuned: dict[Path, Generator] = {}
+        self._tuned: dict[Path, tuple[tuple[int, int], Generator]] = {}
         self._writer = threading.Lock()  # see _ingest_lock
         self._config_stamp = _stamp(self.layout.config_file)
         self._active_seen = self.active()
@@ -661,21 +661,24 @@ class Workspace:
         return self.adapter_generator(adapter)
 
     def adapter_generator(self, adapter: Path) -> tuple[Generator, dict[str, Any]]:
-        """One trained adapter as a generator, loaded once, and its manifest."""
+        """One trained adapter as a generator, loaded once per version of its manifest (a re-tune or
+        an export under the same name replaces it in a running server), and its manifest."""
         manifest = Manifest.read(adapter).data
-        if adapter not in self._tuned:
+        version = _stamp(adapter / "manifest.json")
+        loaded = self._tuned.get(adapter)
+        if loaded is None or loaded[0] != version:
             gguf = manifest.get("exports", {}).get("gguf")
             if gguf and Path(gguf).is_file():
                 config = self.config.generator.model_copy(update={"backend": "llama_cpp", "model": gguf})
-                self._tuned[adapter] = load_generator(config, adapter="")
+                self._tuned[adapter] = (version, load_generator(config, adapter=""))
             else:
                 config = GeneratorConfig(
                     backend="transformers",
                     model=manifest["base_model"],
                     context_window=self.config.generator.context_window,
                 )
-                self._tuned[adapter] = load_generator(config, adapter=str(adapter / "adapter"))
-        return self._tuned[adapter], manifest
+                self._tuned[adapter] = (version, load_generator(config, adapter=str(adapter / "adapter")))
+        return self._tuned[adapter][1], manifest
 
     def ask(
         self,

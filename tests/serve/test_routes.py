@@ -116,7 +116,7 @@ def test_a_reupload_without_groups_keeps_its_restriction_unless_widened(
     bands = ("bands.md", b"# Bands\n\nzqband L3 midpoint is 69,000.\n", "text/markdown")
     http.post("/v1/documents", files={"file": bands}, data={"groups": "hr"}, headers=admin)
     again = http.post(
-        "/v1/documents", files={"file": bands[:1] + (bands[1] + b"\nEdited.\n", bands[2])}, headers=admin
+        "/v1/documents", files={"file": ("bands.md", bands[1] + b"\nEdited.\n", "text/markdown")}, headers=admin
     )
     assert again.status_code == 201 and again.json()["document"]["groups"] == ["hr"]
     assert again.json()["report"]["held"] == [{"path": "bands.md", "from": ["hr"], "to": []}]

@@ -69,9 +69,16 @@ def probe_freshness(
 ) -> dict[str, Any]:
     console = console or Console(stderr=True)
     edit = read_edit(edit_path)
-    documents = [d for d in ws.store.documents(ws.everyone()) if d.source == edit["file"]]
-    if not documents or documents[0].origin.startswith("sql:"):
+    documents = [
+        d
+        for d in ws.store.documents(ws.everyone())
+        if d.source == edit["file"] and not d.origin.startswith("sql:") and not ws.is_upload(d)
+    ]
+    if not documents:
         raise EvalError(f"{edit_path}: file {edit['file']!r} is not an ingested file in this workspace")
+    if len(documents) > 1:
+        folders = ", ".join(d.origin for d in documents)
+        raise EvalError(f"{edit_path}: {edit['file']!r} names a file in several sources ({folders}); say which")
     document = documents[0]
     original = ws.root / document.origin / document.source
     if not original.is_file():
