@@ -422,8 +422,8 @@ def _print_access_changes(ws: Workspace, report: IngestReport) -> None:
 def _warn_unheld(group: str) -> None:
     err.print(
         f"[yellow]warning:[/] no user or key holds group {group!r}, so its documents reach no one. "
-        f"Group names are literal (none means 'everyone'): give someone the group with "
-        f"`ragtune users add NAME --groups {group}`, or remove the groups from those documents to make them public.",
+        f"Group names are literal: give someone the group with `ragtune users add NAME --groups {group}`, "
+        "or make the documents public with `ragtune ingest PATH --public --widen`.",
         highlight=False,
     )
 
@@ -466,7 +466,7 @@ def status(as_json: JsonOption = False) -> None:
         holders = ", ".join(row["holders"]) or "[yellow]nobody[/]"
         table.add_row(row["group"], str(row["documents"]), holders)
     out.print(table)
-    rule_table = Table(title="access rules ([[sources]] in ragtune.toml; the most specific rule wins)")
+    rule_table = Table(title=escape("access rules ([[sources]] in ragtune.toml; the most specific rule wins)"))
     for column in ("path", "groups", "documents"):
         rule_table.add_column(column, justify="right" if column == "documents" else "left")
     for rule in rules:
