@@ -101,9 +101,11 @@ def workspace(index: dict[str, object]) -> tuple[Path, str]:
     """A scratch workspace on examples/hr with `[index]` settings, and the key of a user in group hr."""
     ws = Path(tempfile.mkdtemp(prefix="ragtune-bench-serve-")) / "ws"
     subprocess.run([sys.executable, "-m", "ragtune.cli", "init", str(ws)], check=True, capture_output=True)
-    if index:
-        from ragtune.config import CONFIG_FILE, update_config
+    from ragtune.config import CONFIG_FILE, update_config
 
+    # one key stands for every client here: a per-key rate limit would measure only itself
+    update_config(ws / CONFIG_FILE, "serve", {"rate_limit_per_minute": 0})
+    if index:
         update_config(ws / CONFIG_FILE, "index", index)
     cli(ws, "ingest", str(HR / "docs"))
     return ws, cli(ws, "users", "add", "bench", "--groups", "hr").strip().splitlines()[-1]

@@ -139,7 +139,8 @@ def main() -> None:
     ws = Path(tempfile.mkdtemp(prefix="ragtune-soak-")) / "ws"
     subprocess.run([sys.executable, "-m", "ragtune.cli", "init", str(ws)], check=True, capture_output=True)
     with (ws / "ragtune.toml").open("a") as config:
-        config.write(f"\n[serve]\nqueue_size = {max(4, args.clients // 4)}\n")
+        # one key stands for every client: no per-key rate limit
+        config.write(f"\n[serve]\nqueue_size = {max(4, args.clients // 4)}\nrate_limit_per_minute = 0\n")
     cli(ws, "ingest", str(HR / "docs"))
     key = cli(ws, "users", "add", "soak", "--groups", "hr").strip().splitlines()[-1]
     admin_key = cli(ws, "users", "add", "soak-admin", "--admin").strip().splitlines()[-1]

@@ -17,6 +17,7 @@ ragtune.toml              config (check it in)
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,15 @@ from ragtune.manifest import write_json_atomic
 STATE_DIR = ".ragtune"
 ACTIVE_FILE = "active.json"
 DEFAULT_INDEX = "index"
+
+
+def create_private_file(path: Path) -> None:
+    """Create `path` (if missing) readable and writable by its owner only, whatever the umask.
+
+    Called before SQLite opens a database: its -wal and -shm files take the database file's mode.
+    """
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path.chmod(0o600)
 
 
 def find_workspace(start: Path) -> Path | None:
@@ -52,8 +62,10 @@ class Layout:
         return self.root / STATE_DIR
 
     def create(self) -> None:
-        """The state folder, kept out of version control."""
-        self.state.mkdir(parents=True, exist_ok=True)
+        """The state folder, kept out of version control and private to its owner (0700): it holds the
+        index text, API key hashes and uploads, which other accounts on the machine must not read."""
+        self.state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.state.chmod(0o700)  # mkdir's mode is cut by the umask; a folder made earlier may be 0755
         (self.state / ".gitignore").write_text("*\n")
 
     def index(self, name: str = DEFAULT_INDEX) -> Path:

@@ -18,7 +18,8 @@ import pytest
 
 from tests.conftest import run_cli
 
-SERVE_CONFIG = "\n[serve]\nqueue_size = 1\nmax_upload_mb = 1\n"
+# Rate limits are proven in test_edge.py; here one key makes hundreds of requests a minute.
+SERVE_CONFIG = "\n[serve]\nqueue_size = 1\nmax_upload_mb = 1\nrate_limit_per_minute = 0\n"
 SECRETS = ("Salary Bands 2026", "69,000", "104,000", "157,500", "53,820", "salary-bands")
 
 
@@ -32,6 +33,12 @@ class Server:
     def client(self, user: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[user]}"} if user else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+    def indexed_documents(self) -> int:
+        """Every document in the index, restricted ones too: only an admin's /metrics says."""
+        metrics = self.client("admin").get("/metrics").text
+        line = next(x for x in metrics.splitlines() if x.startswith("ragtune_index_documents "))
+        return int(float(line.split()[-1]))
 
 
 def _free_port() -> int:

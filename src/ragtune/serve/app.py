@@ -30,10 +30,15 @@ def create_app(ws: Workspace) -> FastAPI:
         default_response_class=SafeJSONResponse,
     )
     app.state.ragtune = state
+    groups = (health, search, chat, documents)
     app.add_middleware(
-        LimitsAndMetrics, cfg=ws.config.serve, requests=state.metrics.requests, latency=state.metrics.latency
+        LimitsAndMetrics,
+        cfg=ws.config.serve,
+        requests=state.metrics.requests,
+        latency=state.metrics.latency,
+        routes=[route for routes in groups for route in routes.router.routes],
     )
     install_error_handlers(app)
-    for routes in (health, search, chat, documents):
+    for routes in groups:
         app.include_router(routes.router)
     return app

@@ -1,9 +1,9 @@
-"""HTTP plumbing: one error shape, JSON that always encodes, body limits and request metrics."""
+"""HTTP plumbing: one error shape, JSON that always encodes, body limits, request metrics, Host checks."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from ragtune.errors import (
     ContextLengthError,
@@ -28,29 +29,56 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body over the {limit / 1024:.0f} KiB limit")
 
 
+def route_template(routes: Sequence[BaseRoute], scope: Any) -> str:
+    """The path template of the route a request goes to ("/v1/documents/{doc_id}"), else "unmatched":
+    metric labels stay as few as the routes, whatever paths callers make up."""
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"
+
+
+def host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    """Whether a Host header names this machine (localhost, a loopback address) or an allowed name.
+
+    A server without keys must not answer a web page that reached it by DNS rebinding: its browser
+    sends the page's own host name, never localhost.
+    """
+    name = host.strip().lower()
+    name = name[1 : name.find("]")] if name.startswith("[") else name.rsplit(":", 1)[0]
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost") or name in {a.lower() for a in allowed}:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class LimitsAndMetrics:
-    """Plain ASGI middleware: body size limits (413) and request metrics, streaming left untouched.
+    """Plain ASGI middleware: body size limits (413), the Host check of anonymous mode (400) and
+    request metrics labelled by route template, streaming left untouched.
 
     The limit is checked on Content-Length and again on the bytes as they arrive, so a chunked body
     (no Content-Length) cannot slip past it.
     """
 
-    def __init__(self, app: Any, cfg: Any, requests: Counter, latency: Histogram) -> None:
+    def __init__(
+        self, app: Any, cfg: Any, requests: Counter, latency: Histogram, routes: Sequence[BaseRoute]
+    ) -> None:
         self.app, self.cfg, self.requests, self.latency = app, cfg, requests, latency
+        self.routes = routes
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        path = scope["path"]
-        route = re.sub(r"^/v1/documents/.+", "/v1/documents/{id}", path) if path.startswith("/v1/") else path
-        if route not in ("/", "/healthz", "/metrics", "/openapi.json") and not route.startswith("/v1/"):
-            route = "other"
+        route = route_template(self.routes, scope)
         is_upload = route.startswith("/v1/documents")
         limit = int(self.cfg.max_upload_mb * 1024 * 1024) if is_upload else self.cfg.max_request_kb * 1024
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length", b"").decode("latin-1")
+        refused = self._refused(dict(scope.get("headers") or []), limit)
         status = 500
         received = 0
 
@@ -70,8 +98,8 @@ class LimitsAndMetrics:
             return message
 
         try:
-            if length.isdigit() and int(length) > limit:
-                await error_response(413, BodyTooLarge(limit).detail, "too_large")(scope, receive, tracked)
+            if refused is not None:
+                await refused(scope, receive, tracked)
             else:
                 try:
                     await self.app(scope, counted, tracked)
@@ -81,6 +109,21 @@ class LimitsAndMetrics:
         finally:
             self.requests.labels(route, str(status)).inc()
             self.latency.labels(route).observe(time.perf_counter() - started)
+
+    def _refused(self, headers: dict[bytes, bytes], limit: int) -> SafeJSONResponse | None:
+        """The answer to a request refused before the app reads it (a foreign Host without keys, a body
+        declared too large), else None."""
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.cfg.anonymous and host and not host_allowed(host, [self.cfg.host, *self.cfg.allowed_hosts]):
+            return error_response(
+                400,
+                f"host {host[:100]!r} is not served here: without keys only localhost names are "
+                "(add it to [serve] allowed_hosts)",
+            )
+        length = headers.get(b"content-length", b"").decode("latin-1")
+        if length.isdigit() and int(length) > limit:
+            return error_response(413, BodyTooLarge(limit).detail, "too_large")
+        return None
 
 
 class SafeJSONResponse(JSONResponse):

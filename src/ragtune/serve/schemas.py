@@ -52,3 +52,10 @@ class SearchRequest(BaseModel):
 class EmbeddingRequest(BaseModel):
     input: Text | list[Text]
     model: Text | None = None
+
+
+class UploadFields(BaseModel):
+    """The text fields of a multipart upload to /v1/documents; the `file` part is read on its own."""
+
+    groups: Text = Field("", description="Comma-separated groups that may read it; none means public.")
+    widen: bool = Field(False, description="Allow the upload to make a restricted document more visible.")

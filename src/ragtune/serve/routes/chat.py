@@ -29,7 +29,7 @@ from ragtune.serve.state import (
     ModelGate,
     ServerState,
     access,
-    caller,
+    rate_limited,
     run_access_check,
     server_state,
 )
@@ -129,7 +129,7 @@ class Generation:
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat(
-    body: ChatRequest, state: ServerState = Depends(server_state), user: User = Depends(caller)
+    body: ChatRequest, state: ServerState = Depends(server_state), user: User = Depends(rate_limited)
 ) -> Any:
     parsed = parse_chat(body)
     strategy = parsed[0]

@@ -12,8 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ragtune.access import User
 from ragtune.serve.schemas import MODEL_PREFIX
-from ragtune.serve.state import ServerState, caller, server_state
-from ragtune.version import __version__
+from ragtune.serve.state import ServerState, admin, caller, server_state
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
@@ -21,14 +20,10 @@ router = APIRouter()
 
 
 @router.get("/healthz")
-async def healthz(state: ServerState = Depends(server_state)) -> dict[str, Any]:
-    stats = await run_in_threadpool(state.ws.store.stats)
-    return {
-        "status": "ok",
-        "documents": stats["documents"],
-        "chunks": stats["chunks"],
-        "version": __version__,
-    }
+async def healthz() -> dict[str, Any]:
+    """Liveness for anyone, so it touches nothing: no index counts (the total would reveal how many
+    restricted documents exist to whoever can count the public ones), no disk, no version."""
+    return {"status": "ok"}
 
 
 @router.get("/openapi.json", include_in_schema=False)
@@ -38,7 +33,8 @@ async def openapi(request: Request, user: User = Depends(caller)) -> dict[str, A
 
 
 @router.get("/metrics")
-async def metrics(state: ServerState = Depends(server_state), user: User = Depends(caller)) -> Response:
+async def metrics(state: ServerState = Depends(server_state), user: User = Depends(admin)) -> Response:
+    """Admins only: the index gauges count restricted documents too."""
     stats = await run_in_threadpool(state.ws.store.stats)
     state.metrics.index_chunks.set(stats["chunks"])
     state.metrics.index_documents.set(stats["documents"])

@@ -10,14 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 from ragtune.access import User
 from ragtune.index.retriever import MODES
 from ragtune.serve.schemas import EmbeddingRequest, SearchRequest
-from ragtune.serve.state import ServerState, access, caller, run_access_check, server_state
+from ragtune.serve.state import ServerState, access, rate_limited, run_access_check, server_state
 
 router = APIRouter()
 
 
 @router.post("/v1/search")
 async def search(
-    body: SearchRequest, state: ServerState = Depends(server_state), user: User = Depends(caller)
+    body: SearchRequest, state: ServerState = Depends(server_state), user: User = Depends(rate_limited)
 ) -> dict[str, Any]:
     if body.mode not in MODES:
         raise HTTPException(422, f"mode must be one of {', '.join(MODES)}")
@@ -30,7 +30,9 @@ async def search(
 
 @router.post("/v1/embeddings")
 async def embeddings(
-    body: EmbeddingRequest, state: ServerState = Depends(server_state), user: User = Depends(caller)
+    body: EmbeddingRequest,
+    state: ServerState = Depends(server_state),
+    user: User = Depends(rate_limited),
 ) -> dict[str, Any]:
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or len(texts) > 256:
