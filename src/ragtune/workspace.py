@@ -74,7 +74,7 @@ class Workspace:
         self.batch_embeddings = batch_embeddings  # a server: concurrent searches share encode calls
         self.layout = Layout(root)
         self.config = config
-        self.layout.state.mkdir(exist_ok=True)
+        self.layout.create()  # private (0700), also for a workspace made before that was so
         self.console = Console(stderr=True)
         self._tuned: dict[Path, tuple[tuple[int, int], Generator]] = {}
         self._writer = threading.Lock()  # see _ingest_lock

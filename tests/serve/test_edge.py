@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from ragtune.config import update_config
 from ragtune.serve.app import create_app
 from ragtune.serve.http import host_allowed
 from ragtune.serve.ratelimit import RateLimiter
@@ -288,3 +289,14 @@ def test_the_pypdf_floor_is_past_the_flatedecode_memory_exhaustion() -> None:
     floor = next(d for d in dependencies if d.startswith("pypdf"))
     version = tuple(int(part) for part in re.search(r">=\s*([\d.]+)", floor).group(1).split("."))  # type: ignore[union-attr]
     assert version >= (6, 10, 2), floor
+
+
+def test_serve_settings_follow_ragtune_toml_without_a_restart(make_workspace: Callable[..., Workspace]) -> None:
+    ws = make_workspace(config="[serve]\nanonymous = true\n")
+    with TestClient(create_app(ws), base_url="http://evil.example") as http:
+        assert http.get("/v1/me").status_code == 400
+        update_config(ws.layout.config_file, "serve", {"allowed_hosts": ["evil.example"]})
+        assert http.get("/v1/me").status_code == 200, "allowed_hosts taken up while serving"
+        update_config(ws.layout.config_file, "serve", {"rate_limit_per_minute": 1})
+        assert http.post("/v1/search", json={"query": "leave"}).status_code == 200
+        assert http.post("/v1/search", json={"query": "leave"}).status_code == 429

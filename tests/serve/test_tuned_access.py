@@ -52,6 +52,7 @@ def test_a_tuned_model_is_refused_with_403_naming_the_missing_groups(client: Cli
             assert "learnt from text of groups hr" in message and "the caller lacks hr" in message
     assert listed(http, keys["sam"]) == ["ragtune-base", "ragtune-rag"], "listed only for who may use it"
     assert ws.strategies(Access.of(["hr"])) == ["base", "rag", "finetuned", "hybrid"]
+    assert listed(http, keys["dana"]) == ["ragtune-base", "ragtune-rag", "ragtune-finetuned", "ragtune-hybrid"]
 
 
 def test_an_adapter_without_readers_is_refused_until_retrained(client: Client) -> None:

@@ -33,7 +33,7 @@ def create_app(ws: Workspace) -> FastAPI:
     groups = (health, search, chat, documents)
     app.add_middleware(
         LimitsAndMetrics,
-        cfg=ws.config.serve,
+        settings=lambda: _followed(ws).config.serve,
         requests=state.metrics.requests,
         latency=state.metrics.latency,
         routes=[route for routes in groups for route in routes.router.routes],
@@ -42,3 +42,10 @@ def create_app(ws: Workspace) -> FastAPI:
     for routes in groups:
         app.include_router(routes.router)
     return app
+
+
+def _followed(ws: Workspace) -> Workspace:
+    """The workspace brought up to date with what other processes changed (ragtune.toml, the active
+    index of `tune retriever`) before a request is served: two stats when nothing did."""
+    ws.follow()
+    return ws

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -65,9 +65,15 @@ class LimitsAndMetrics:
     """
 
     def __init__(
-        self, app: Any, cfg: Any, requests: Counter, latency: Histogram, routes: Sequence[BaseRoute]
+        self,
+        app: Any,
+        settings: Callable[[], Any],
+        requests: Counter,
+        latency: Histogram,
+        routes: Sequence[BaseRoute],
     ) -> None:
-        self.app, self.cfg, self.requests, self.latency = app, cfg, requests, latency
+        """`settings`: the `[serve]` section as the workspace has it now (it follows ragtune.toml)."""
+        self.app, self.settings, self.requests, self.latency = app, settings, requests, latency
         self.routes = routes
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -77,7 +83,8 @@ class LimitsAndMetrics:
         started = time.perf_counter()
         route = route_template(self.routes, scope)
         is_upload = route.startswith("/v1/documents")
-        limit = int(self.cfg.max_upload_mb * 1024 * 1024) if is_upload else self.cfg.max_request_kb * 1024
+        cfg = self.settings()
+        limit = int(cfg.max_upload_mb * 1024 * 1024) if is_upload else cfg.max_request_kb * 1024
         refused = self._refused(dict(scope.get("headers") or []), limit)
         status = 500
         received = 0
@@ -114,7 +121,8 @@ class LimitsAndMetrics:
         """The answer to a request refused before the app reads it (a foreign Host without keys, a body
         declared too large), else None."""
         host = headers.get(b"host", b"").decode("latin-1")
-        if self.cfg.anonymous and host and not host_allowed(host, [self.cfg.host, *self.cfg.allowed_hosts]):
+        cfg = self.settings()
+        if cfg.anonymous and host and not host_allowed(host, [cfg.host, *cfg.allowed_hosts]):
             return error_response(
                 400,
                 f"host {host[:100]!r} is not served here: without keys only localhost names are "

@@ -76,10 +76,7 @@ class ServerState:
 
 
 def server_state(request: Request) -> ServerState:
-    """The shared state, with the workspace brought up to date with what other processes changed
-    (ragtune.toml, the active index of `tune retriever`): two stats per request when nothing did."""
     state: ServerState = request.app.state.ragtune
-    state.ws.follow()
     return state
 
 
@@ -106,6 +103,9 @@ async def rate_limited(
 ) -> User:
     """The caller, within their budget of `[serve] rate_limit_per_minute` (keyed by API key, or by
     address for the anonymous caller); past it a 429 says when to come back."""
+    per_minute = state.ws.config.serve.rate_limit_per_minute
+    if state.limiter.capacity != per_minute:  # ragtune.toml changed while serving
+        state.limiter = RateLimiter(per_minute)
     limiter = state.limiter
     anonymous = not request.headers.get("authorization")
     who = f"address:{request.client.host if request.client else ''}" if anonymous else f"user:{user.name}"

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ragtune.access import User
 from ragtune.serve.schemas import MODEL_PREFIX
-from ragtune.serve.state import ServerState, admin, caller, server_state
+from ragtune.serve.state import ServerState, access, admin, caller, server_state
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
@@ -54,7 +54,7 @@ async def me(user: User = Depends(caller)) -> dict[str, Any]:
 
 @router.get("/v1/models")
 async def models(state: ServerState = Depends(server_state), user: User = Depends(caller)) -> dict[str, Any]:
-    names = await run_in_threadpool(state.ws.strategies)
+    names = await run_in_threadpool(state.ws.strategies, access(user))
     return {
         "object": "list",
         "data": [
