@@ -175,3 +175,5 @@ def test_a_round_reads_the_same_in_the_cli_and_the_server_log() -> None:
     done = SyncRound("docs/a.md changed", report=IngestReport(updated=1, seconds=0.25))
     assert done.summary() == "docs/a.md changed · added 0, updated 1, deleted 0, failed 0 · 0.25s"
     assert SyncRound("every 10s", error="index busy").summary() == "every 10s · not synced: index busy"
+    held = IngestReport(updated=1, held=[{"path": "bands.md", "from": ["hr"], "to": []}], seconds=0.5)
+    assert "kept restricted 1 (--widen to confirm)" in SyncRound("bands.md changed", report=held).summary()

@@ -31,9 +31,10 @@ class SyncRound:
         report = self.report
         if report is None:
             return f"{self.trigger} · not synced: {self.error}"
+        held = f", kept restricted {len(report.held)} (--widen to confirm)" if report.held else ""
         return (
             f"{self.trigger} · added {report.added}, updated {report.updated}, deleted {report.deleted}, "
-            f"failed {len(report.failed)} · {report.seconds:.2f}s"
+            f"failed {len(report.failed)}{held} · {report.seconds:.2f}s"
         )
 
 
