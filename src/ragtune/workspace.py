@@ -449,14 +449,14 @@ class Workspace:
         total = IngestReport()
         for raw in paths:
             path = check_source_path(Path(raw))
-            rules = self.access_rules()
-            rule = self._record_rule(relative_path(self.root, path), rules.rule_for(path), groups, widen)
-            rules = rules.with_rule(rule)
+            key, rules = relative_path(self.root, path), self.access_rules()
+            first_rule_here = rules.rule_named(key) is None
+            rules = rules.with_rule(self._record_rule(key, rules.rule_for(path), groups, widen))
             root = rules.identity_root(path)
             report = self._sync_files(
                 path, root, rules.groups_for, meta=meta, prune=prune, widen=widen, show_progress=show_progress
             )
-            if path == root and path.is_dir():
+            if first_rule_here and path == root and path.is_dir():  # folders ingested on their own before
                 report.deleted += self._rehome(root)
             total.add(report)
         return total

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from ragtune.config import SourceRule
@@ -40,14 +41,16 @@ class AccessRules:
     root: Path
     rules: tuple[SourceRule, ...]
 
+    @cached_property
     def _resolved(self) -> list[tuple[Path, SourceRule]]:
-        """File rules with their resolved paths (`sql:` rules name no file and are left out)."""
+        """File rules with their resolved paths (`sql:` rules name no file and are left out), once:
+        a sync asks for every file."""
         return [((self.root / r.path).resolve(), r) for r in self.rules if not r.path.startswith("sql:")]
 
     def rule_for(self, path: Path) -> SourceRule | None:
         """The most specific rule covering `path` (its own, else its nearest ruled folder), or None."""
         target = path.resolve()
-        covering = [(where, rule) for where, rule in self._resolved() if target.is_relative_to(where)]
+        covering = [(where, rule) for where, rule in self._resolved if target.is_relative_to(where)]
         if not covering:
             return None
         return max(covering, key=lambda pair: len(pair[0].parts))[1]
@@ -60,7 +63,7 @@ class AccessRules:
         """The folder a file's identity is relative to: the outermost ruled folder above `path`, else
         `path` itself (a folder) or its parent (a file)."""
         target = path.resolve()
-        folders = [where for where, _ in self._resolved() if where.is_dir() and target.is_relative_to(where)]
+        folders = [where for where, _ in self._resolved if where.is_dir() and target.is_relative_to(where)]
         if folders:
             return min(folders, key=lambda where: len(where.parts))
         return target if target.is_dir() else target.parent
