@@ -15,6 +15,7 @@ import os
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -282,7 +283,9 @@ class Workspace:
         return self.uploads.add(
             staged,
             groups,
-            lambda path, g: self._sync_files(path, self.uploads.folder, lambda _: g, widen=widen, show_progress=False),
+            lambda path, g: self._sync_files(
+                path, self.uploads.folder, lambda _: g, widen=widen, show_progress=False
+            ),
         )
 
     def upload(
@@ -315,7 +318,11 @@ class Workspace:
         if document is None:
             return None
         if not self.is_upload(document):
-            where = document.source if document.origin.startswith("sql:") else f"{document.origin}/{document.source}"
+            where = (
+                document.source
+                if document.origin.startswith("sql:")
+                else f"{document.origin}/{document.source}"
+            )
             raise SourceDocumentError(
                 f"{document.source} comes from a source ({where}), not an upload: remove it there "
                 "and re-sync (`ragtune ingest`), or the next sync brings it back"
@@ -450,14 +457,17 @@ class Workspace:
         for raw in paths:
             path = check_source_path(Path(raw))
             key, rules = relative_path(self.root, path), self.access_rules()
-            first_rule_here = rules.rule_named(key) is None
-            rules = rules.with_rule(self._record_rule(key, rules.rule_for(path), groups, widen))
+            # Folders inside it that were ingested on their own before: their files come under this one.
+            nested = self._nested_documents(path) if rules.rule_named(key) is None and path.is_dir() else {}
+            rules = self._adopt_rules(
+                rules.with_rule(self._record_rule(key, rules.rule_for(path), groups, widen)), nested
+            )
             root = rules.identity_root(path)
             report = self._sync_files(
                 path, root, rules.groups_for, meta=meta, prune=prune, widen=widen, show_progress=show_progress
             )
-            if first_rule_here and path == root and path.is_dir():  # folders ingested on their own before
-                report.deleted += self._rehome(root)
+            if path == root:
+                report.deleted += self._rehome(nested)
             total.add(report)
         return total
 
@@ -473,7 +483,8 @@ class Workspace:
         if groups is None:
             if current is not None:
                 return current
-            groups = []
+            # Ingested before rules existed: keep the groups it was given then, else public.
+            groups = _usual_groups([d for d in self.store.documents(self.everyone()) if d.origin == key])
         rule = SourceRule(path=key, groups=check_groups(groups))
         if current is not None and current.path == rule.path and current.groups == rule.groups:
             return rule
@@ -516,20 +527,36 @@ class Workspace:
         report.notices.extend({"path": name, "message": message} for name, message in source.notices)
         return report
 
-    def _rehome(self, root: Path) -> int:
-        """Remove the documents of folders inside `root` that were once ingested on their own: their
-        files now belong to `root` (just synced), and one file must be one document."""
-        nested = set()
+    def _nested_documents(self, root: Path) -> dict[str, list[StoredDocument]]:
+        """origin -> documents, for the folders inside `root` that were once ingested on their own."""
+        nested: dict[str, list[StoredDocument]] = {}
         for document in self.store.documents(self.everyone()):
             folder = (self.root / document.origin).resolve()
             inside = folder != root and folder.is_relative_to(root) and folder.is_dir()
             if inside and not any(part.startswith(".") for part in folder.relative_to(root).parts):
-                nested.add((document.origin, document.source))
-        if nested:
+                nested.setdefault(document.origin, []).append(document)
+        return nested
+
+    def _adopt_rules(self, rules: AccessRules, nested: dict[str, list[StoredDocument]]) -> AccessRules:
+        """Write down, as rules, the groups that folders ingested before rules existed were given
+        (their documents' most common groups), so that re-homing them does not make them public."""
+        for origin, documents in nested.items():
+            groups = _usual_groups(documents)
+            if groups and rules.rule_named(origin) is None:
+                rule = SourceRule(path=origin, groups=groups)
+                write_source_rule(self.layout.config_file, rule)
+                rules = rules.with_rule(rule)
+        return rules
+
+    def _rehome(self, nested: dict[str, list[StoredDocument]]) -> int:
+        """Remove the documents of nested folders once their files belong to the folder above (just
+        synced): one file must be one document."""
+        doomed = sorted((d.origin, d.source) for documents in nested.values() for d in documents)
+        if doomed:
             with self._ingest_lock():
-                self.store.write([], delete_sources=sorted(nested))
+                self.store.write([], delete_sources=doomed)
                 self.store.refresh()
-        return len(nested)
+        return len(doomed)
 
     def ingest_sql(
         self,
@@ -728,6 +755,12 @@ class Workspace:
         for name in ("store", "embedding_cache", "users"):
             if name in self.__dict__:
                 self.__dict__[name].close()
+
+
+def _usual_groups(documents: Sequence[StoredDocument]) -> list[str]:
+    """The groups most documents of a folder carry ([] when none, or when most are public)."""
+    counts = Counter(tuple(d.groups) for d in documents)
+    return list(counts.most_common(1)[0][0]) if counts else []
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ragtune.errors import ConfigError, IngestError, SourceDocumentError, WideningError
+from ragtune.ingest.sources import FileSource
 from ragtune.workspace import Workspace
 from tests.conftest import HR
 
@@ -237,3 +238,22 @@ def test_a_reupload_without_groups_keeps_the_restriction(make_workspace: Callabl
     document, report = ws.upload(second)
     assert report.held and document is not None and document.groups == ["hr"]
     assert _readable(ws) == set()
+
+
+def test_a_workspace_indexed_before_rules_keeps_its_restrictions(
+    make_workspace: Callable[..., Workspace], hr_copy: Path
+) -> None:
+    """The README sequence as the old version left it: the policies twice, once for staff (their own
+    folder), once public (the parent folder), and no rules in ragtune.toml."""
+    ws = make_workspace()
+    for folder, groups in ((hr_copy, []), (hr_copy / "policies", ["staff"])):
+        origin = os.path.relpath(folder, ws.root)
+        legacy = FileSource(folder, origin=origin, groups_for=lambda _, g=groups: g)  # type: ignore[misc]
+        ws.sync(legacy, show_progress=False)
+    assert ws.stats()["documents"] > _files(hr_copy), "the old duplicates are there"
+    ws.ingest([hr_copy], show_progress=False)
+    assert ws.stats()["documents"] == _files(hr_copy)
+    assert _groups(ws)["policies/annual-leave.md"] == ["staff"]
+    assert not any(s.startswith("policies/") for s in _readable(ws))
+    rules = tomllib.loads((ws.root / "ragtune.toml").read_text())["sources"]
+    assert {"path": os.path.relpath(hr_copy / "policies", ws.root), "groups": ["staff"]} in rules
