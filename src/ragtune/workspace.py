@@ -459,9 +459,8 @@ class Workspace:
             key, rules = relative_path(self.root, path), self.access_rules()
             # Folders inside it that were ingested on their own before: their files come under this one.
             nested = self._nested_documents(path) if rules.rule_named(key) is None and path.is_dir() else {}
-            rules = self._adopt_rules(
-                rules.with_rule(self._record_rule(key, rules.rule_for(path), groups, widen)), nested
-            )
+            rules = self._adopt_rules(rules, nested)  # judged by the rules that covered them until now
+            rules = rules.with_rule(self._record_rule(key, rules.rule_for(path), groups, widen))
             root = rules.identity_root(path)
             report = self._sync_files(
                 path, root, rules.groups_for, meta=meta, prune=prune, widen=widen, show_progress=show_progress
@@ -484,7 +483,8 @@ class Workspace:
             if current is not None:
                 return current
             # Ingested before rules existed: keep the groups it was given then, else public.
-            groups = _usual_groups([d for d in self.store.documents(self.everyone()) if d.origin == key])
+            indexed = [d for d in self.store.documents(self.everyone()) if d.origin == key]
+            groups = _usual_groups(self._unruled(indexed, self.access_rules()))
         rule = SourceRule(path=key, groups=check_groups(groups))
         if current is not None and current.path == rule.path and current.groups == rule.groups:
             return rule
@@ -541,12 +541,16 @@ class Workspace:
         """Write down, as rules, the groups that folders ingested before rules existed were given
         (their documents' most common groups), so that re-homing them does not make them public."""
         for origin, documents in nested.items():
-            groups = _usual_groups(documents)
+            groups = _usual_groups(self._unruled(documents, rules))
             if groups and rules.rule_named(origin) is None:
                 rule = SourceRule(path=origin, groups=groups)
                 write_source_rule(self.layout.config_file, rule)
                 rules = rules.with_rule(rule)
         return rules
+
+    def _unruled(self, documents: Sequence[StoredDocument], rules: AccessRules) -> list[StoredDocument]:
+        """The documents no rule covers: indexed before rules existed, so their groups say what was meant."""
+        return [d for d in documents if rules.rule_for(self.root / d.origin / d.source) is None]
 
     def _rehome(self, nested: dict[str, list[StoredDocument]]) -> int:
         """Remove the documents of nested folders once their files belong to the folder above (just
