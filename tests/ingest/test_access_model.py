@@ -5,7 +5,10 @@ invariant checked after every step against the real workspace (real embedder, re
 - every file is one document;
 - each document is readable by exactly the callers its rule (or front matter) allows, where a change
   that would let more callers read happened only with an explicit `widen`;
-- a search by any caller finds only what that caller may read.
+- a search by any caller, and the citations of a chat answer, hold only what that caller may read;
+- a tuned model is offered to, and answers, only callers holding every group it learnt from.
+
+Generation is scripted (it cites its first passage); retrieval, citations and access are the real ones.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from ragtune.errors import SourceDocumentError, WideningError
+from ragtune.access import Access
+from ragtune.errors import AccessDeniedError, SourceDocumentError, WideningError
 from ragtune.index.embedder import SentenceTransformerEmbedder
 from ragtune.ingest.rules import widens
+from ragtune.manifest import READERS, Manifest, readers_of
 from ragtune.workspace import Workspace
+from tests.conftest import ScriptedModel
 
 FILES = ["kb/a.md", "kb/b.csv", "kb/sub/c.md", "kb/sub/d.txt"]
 TARGETS = ["kb", "kb/sub", "kb/sub/c.md", "kb/b.csv"]
@@ -39,6 +45,16 @@ def _covers(rule_path: str, file: str) -> bool:
     return file == rule_path or file.startswith(rule_path + "/")
 
 
+class CitingModel(ScriptedModel):
+    """Answers every question by citing its first passage."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def stream(self, messages, params):  # type: ignore[no-untyped-def]
+        yield "It says so [1]."
+
+
 class AccessModel(RuleBasedStateMachine):
     embedder: SentenceTransformerEmbedder
 
@@ -51,6 +67,8 @@ class AccessModel(RuleBasedStateMachine):
         self.edits: dict[str, int] = dict.fromkeys(FILES, 0)
         self.rules: dict[str, list[str]] = {}
         self.indexed: dict[str, list[str]] = {}  # file (or upload:NAME) -> groups it must have
+        self.readers: list[str] | None = None  # of the tuned adapter, once there is one
+        self.ws.__dict__["generator"] = CitingModel()
         for file in FILES:
             self._write(file)
 
@@ -137,7 +155,11 @@ class AccessModel(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(UPLOADS))
     def delete_upload(self, name: str) -> None:
-        found = [d for d in self.ws.store.documents(self.ws.everyone()) if self.ws.is_upload(d) and d.source == name]
+        found = [
+            d
+            for d in self.ws.store.documents(self.ws.everyone())
+            if self.ws.is_upload(d) and d.source == name
+        ]
         assert bool(found) == (f"upload:{name}" in self.indexed)
         if found:
             self.ws.delete(found[0].doc_id)
@@ -153,6 +175,42 @@ class AccessModel(RuleBasedStateMachine):
                 return
             raise AssertionError("a document from a source folder was deleted through the API")
 
+    @rule(picks=st.sets(st.integers(0, 5), max_size=3))
+    def tune(self, picks: set[int]) -> None:
+        """A (re-)tune on some indexed chunks, as `synth.include_restricted = true` would allow: its
+        manifest records their groups, as the tune jobs do."""
+        documents = self.ws.store.documents(self.ws.everyone())
+        chosen = [documents[i % len(documents)] for i in picks] if documents else []
+        self.readers = readers_of(d.groups for d in chosen)
+        folder = self.ws.layout.adapter("tuned")
+        Manifest(
+            folder, {"name": "tuned", "kind": "generator-lora", "base_model": "none", READERS: self.readers}
+        ).write()
+
+    @rule(caller=st.sampled_from(CALLERS), file=st.sampled_from(FILES))
+    def chat(self, caller: list[str], file: str) -> None:
+        answer = self.ws.ask(f"{_token(file)} version {self.edits[file]}", strategy="rag", groups=caller)
+        key_of = {
+            d.doc_id: self._key(d.origin, d.source) for d in self.ws.store.documents(self.ws.everyone())
+        }
+        for citation in answer.citations:
+            groups = self.indexed[key_of[citation.chunk.doc_id]]
+            assert not groups or set(groups) & set(caller), (
+                f"caller {caller} was cited {citation.chunk.source}"
+            )
+
+    @invariant()
+    def tuned_models_answer_only_their_readers(self) -> None:
+        for caller in CALLERS:
+            allowed = self.readers is not None and set(self.readers) <= set(caller)
+            assert ("finetuned" in self.ws.strategies(Access.of(caller))) == allowed, (caller, self.readers)
+            if self.readers is not None and not allowed:
+                try:
+                    self.ws.check_model_access("finetuned", Access.of(caller))
+                except AccessDeniedError:
+                    continue
+                raise AssertionError(f"caller {caller} may use a model that learnt from {self.readers}")
+
     def _key(self, origin: str, source: str) -> str:
         if origin == ".ragtune/uploads":
             return f"upload:{source}"
@@ -167,9 +225,13 @@ class AccessModel(RuleBasedStateMachine):
 
     @invariant()
     def every_caller_reads_exactly_what_it_may(self) -> None:
-        key_of = {d.doc_id: self._key(d.origin, d.source) for d in self.ws.store.documents(self.ws.everyone())}
+        key_of = {
+            d.doc_id: self._key(d.origin, d.source) for d in self.ws.store.documents(self.ws.everyone())
+        }
         for caller in CALLERS:
-            expected = {key for key, groups in self.indexed.items() if not groups or set(groups) & set(caller)}
+            expected = {
+                key for key, groups in self.indexed.items() if not groups or set(groups) & set(caller)
+            }
             listed = {self._key(d.origin, d.source) for d in self.ws.store.documents(self.ws.caller(caller))}
             assert listed == expected, f"caller {caller}"
             for key in self.indexed:
