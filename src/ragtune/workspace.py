@@ -695,7 +695,7 @@ class Workspace:
         """One trained adapter as a generator, loaded once per version of its manifest (a re-tune or
         an export under the same name replaces it in a running server), and its manifest."""
         manifest = Manifest.read(adapter).data
-        version = _stamp(adapter / "manifest.json")
+        version = _stamp(adapter / MANIFEST)
         loaded = self._tuned.get(adapter)
         if loaded is None or loaded[0] != version:
             gguf = manifest.get("exports", {}).get("gguf")
